@@ -1,0 +1,62 @@
+defmodule Strata.Native do
+  @moduledoc false
+  # NIF stubs, replaced when `priv/native/libstrata_nif.so` loads. If it does not load, every
+  # stub raises an error that says why and what to run, instead of a bare :nif_not_loaded.
+
+  @on_load :load_nif
+
+  @doc false
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:strata), ~c"native/libstrata_nif")
+
+    case :erlang.load_nif(path, 0) do
+      :ok ->
+        :ok
+
+      {:error, {reason, text}} ->
+        message =
+          "could not load Strata's native library #{path}.so (#{reason}: #{text}). " <>
+            "It is missing or stale: run `mix compile` in the project (set " <>
+            "STRATA_NATIVE_FORCE=1 to force a rebuild)."
+
+        :persistent_term.put({__MODULE__, :load_error}, message)
+        # Keep the module loaded so that calls raise this message.
+        :ok
+    end
+  end
+
+  defp not_loaded do
+    message =
+      :persistent_term.get(
+        {__MODULE__, :load_error},
+        "Strata's native library is not loaded: run `mix compile`"
+      )
+
+    :erlang.nif_error({:strata_not_loaded, message})
+  end
+
+  # Runtime
+  def runtime_memory, do: not_loaded()
+  def runtime_noop(_term), do: not_loaded()
+
+  # SortedSet
+  def sorted_set_new(_capacity, _bucket_size), do: not_loaded()
+  def sorted_set_from_list(_list, _bucket_size), do: not_loaded()
+  def sorted_set_from_sorted_list(_list, _bucket_size), do: not_loaded()
+  def sorted_set_add(_set, _item), do: not_loaded()
+  def sorted_set_add_all(_set, _items), do: not_loaded()
+  def sorted_set_remove(_set, _item), do: not_loaded()
+  def sorted_set_update(_set, _old, _new), do: not_loaded()
+  def sorted_set_size(_set), do: not_loaded()
+  def sorted_set_member(_set, _item), do: not_loaded()
+  def sorted_set_find_index(_set, _item), do: not_loaded()
+  def sorted_set_rank(_set, _item), do: not_loaded()
+  def sorted_set_at(_set, _index), do: not_loaded()
+  def sorted_set_first(_set), do: not_loaded()
+  def sorted_set_last(_set), do: not_loaded()
+  def sorted_set_slice(_set, _start, _amount), do: not_loaded()
+  def sorted_set_range(_set, _min, _max, _limit), do: not_loaded()
+  def sorted_set_memory(_set), do: not_loaded()
+  def sorted_set_debug(_set), do: not_loaded()
+  def sorted_set_check(_set), do: not_loaded()
+end

@@ -1,0 +1,19 @@
+//! The rustler adapter: decodes terms, calls `strata_core`, encodes results.
+//! One file per Elixir module; NIF names carry the module's prefix.
+
+mod error;
+mod runtime;
+mod sorted_set;
+mod term;
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    included,
+    excluded,
+    unbounded,
+    not_sorted,
+}
+
+rustler::init!("Elixir.Strata.Native");

@@ -1,0 +1,311 @@
+//! NIFs behind `Strata.SortedSet` (prefix `sorted_set_`).
+//!
+//! Every NIF decodes and validates its arguments before it takes the lock, holds the lock
+//! only for the core operation, and encodes results after releasing it.
+
+use parking_lot::RwLock;
+use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::sorted_set::{Bound, BuildError};
+use strata_core::{SortedSet, Term as Value};
+
+use crate::error::{arg, bad_arg};
+use crate::runtime::adjust_memory;
+use crate::term::{decode, decode_list, encode, encode_list};
+
+/// Most items one `slice`/`range` call returns (the Elixir side pages through longer reads).
+const MAX_READ: usize = 10_000;
+/// Most items one `add_all` call takes on a normal scheduler.
+const MAX_BATCH: usize = 2_000;
+
+pub struct SortedSetResource {
+    set: RwLock<SortedSet>,
+}
+
+#[rustler::resource_impl]
+impl Resource for SortedSetResource {}
+
+impl SortedSetResource {
+    fn wrap(set: SortedSet) -> SortedSetHandle {
+        adjust_memory(set.memory() as isize);
+        SortedSetHandle {
+            resource: ResourceArc::new(SortedSetResource {
+                set: RwLock::new(set),
+            }),
+        }
+    }
+
+    /// Runs `f` under the write lock and accounts for the memory it changed.
+    fn write<R>(&self, f: impl FnOnce(&mut SortedSet) -> R) -> R {
+        let mut set = self.set.write();
+        let before = set.memory();
+        let result = f(&mut set);
+        let after = set.memory();
+        drop(set);
+        adjust_memory(after as isize - before as isize);
+        result
+    }
+}
+
+impl Drop for SortedSetResource {
+    fn drop(&mut self) {
+        adjust_memory(-(self.set.get_mut().memory() as isize));
+    }
+}
+
+#[derive(NifStruct)]
+#[module = "Strata.SortedSet"]
+pub struct SortedSetHandle {
+    resource: ResourceArc<SortedSetResource>,
+}
+
+fn handle(term: Term) -> NifResult<ResourceArc<SortedSetResource>> {
+    arg::<SortedSetHandle>(term, "set", "a %Strata.SortedSet{}").map(|h| h.resource)
+}
+
+fn count(term: Term, name: &str) -> NifResult<usize> {
+    arg(term, name, "a non-negative integer")
+}
+
+fn bucket_size(term: Term) -> NifResult<usize> {
+    let size: usize = count(term, "bucket_size")?;
+    if !(strata_core::sorted_set::MIN_BUCKET_SIZE..=strata_core::sorted_set::MAX_BUCKET_SIZE)
+        .contains(&size)
+    {
+        return Err(bad_arg(format!(
+            "argument bucket_size: expected an integer in {}..{}, got {size}",
+            strata_core::sorted_set::MIN_BUCKET_SIZE,
+            strata_core::sorted_set::MAX_BUCKET_SIZE
+        )));
+    }
+    Ok(size)
+}
+
+fn optional<'a>(env: Env<'a>, value: Option<&Value>) -> Term<'a> {
+    match value {
+        Some(v) => (crate::ok(), encode(env, v)).encode(env),
+        None => crate::error().encode(env),
+    }
+}
+
+// Handles are returned as encoded terms: a `parking_lot` lock is not `RefUnwindSafe`, which
+// rustler asks of values it encodes itself.
+
+#[rustler::nif]
+fn sorted_set_new<'a>(env: Env<'a>, capacity: Term<'a>, bucket: Term<'a>) -> NifResult<Term<'a>> {
+    let capacity = count(capacity, "capacity")?;
+    let bucket = bucket_size(bucket)?;
+    Ok(SortedSetResource::wrap(SortedSet::new(bucket, capacity)).encode(env))
+}
+
+/// Builds from an unsorted list: decode, sort, dedup. Dirty: O(n log n) over the whole input.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sorted_set_from_list<'a>(env: Env<'a>, list: Term<'a>, bucket: Term<'a>) -> NifResult<Term<'a>> {
+    let bucket = bucket_size(bucket)?;
+    let items = decode_list(list, "enumerable")?;
+    Ok(SortedSetResource::wrap(SortedSet::from_unsorted(items, bucket)).encode(env))
+}
+
+/// Builds from a list already strictly ascending (verified). Dirty: O(n) over the input.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sorted_set_from_sorted_list<'a>(
+    env: Env<'a>,
+    list: Term<'a>,
+    bucket: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let bucket = bucket_size(bucket)?;
+    let items = decode_list(list, "enumerable")?;
+    Ok(match SortedSet::from_sorted(items, bucket) {
+        Ok(set) => (crate::ok(), SortedSetResource::wrap(set)).encode(env),
+        Err(BuildError::NotSorted(at)) => (crate::error(), (crate::not_sorted(), at)).encode(env),
+    })
+}
+
+#[rustler::nif]
+fn sorted_set_add(set: Term, item: Term) -> NifResult<Option<usize>> {
+    let set = handle(set)?;
+    let item = decode(item, "item")?;
+    Ok(set.write(|s| s.insert(item)))
+}
+
+/// Adds a batch (at most `MAX_BATCH` items; the Elixir side chunks), returning each index.
+#[rustler::nif]
+fn sorted_set_add_all(set: Term, items: Term) -> NifResult<Vec<Option<usize>>> {
+    let set = handle(set)?;
+    if items.list_length().map_or(true, |n| n > MAX_BATCH) {
+        return Err(bad_arg(format!(
+            "argument items: expected a proper list of at most {MAX_BATCH} items"
+        )));
+    }
+    let items = decode_list(items, "items")?;
+    Ok(set.write(|s| items.into_iter().map(|item| s.insert(item)).collect()))
+}
+
+#[rustler::nif]
+fn sorted_set_remove(set: Term, item: Term) -> NifResult<Option<usize>> {
+    let set = handle(set)?;
+    let item = decode(item, "item")?;
+    Ok(set.write(|s| s.remove(&item)))
+}
+
+#[rustler::nif]
+fn sorted_set_update(set: Term, old: Term, new: Term) -> NifResult<(Option<usize>, Option<usize>)> {
+    let set = handle(set)?;
+    let old = decode(old, "old")?;
+    let new = decode(new, "new")?;
+    Ok(set.write(|s| s.replace(&old, new)))
+}
+
+#[rustler::nif]
+fn sorted_set_size(set: Term) -> NifResult<usize> {
+    Ok(handle(set)?.set.read().len())
+}
+
+#[rustler::nif]
+fn sorted_set_member(set: Term, item: Term) -> NifResult<bool> {
+    let set = handle(set)?;
+    let item = decode(item, "item")?;
+    let found = set.set.read().contains(&item);
+    Ok(found)
+}
+
+#[rustler::nif]
+fn sorted_set_find_index(set: Term, item: Term) -> NifResult<Option<usize>> {
+    let set = handle(set)?;
+    let item = decode(item, "item")?;
+    let index = set.set.read().find_index(&item);
+    Ok(index)
+}
+
+#[rustler::nif]
+fn sorted_set_rank(set: Term, item: Term) -> NifResult<usize> {
+    let set = handle(set)?;
+    let item = decode(item, "item")?;
+    let rank = set.set.read().rank(&item);
+    Ok(rank)
+}
+
+#[rustler::nif]
+fn sorted_set_at<'a>(env: Env<'a>, set: Term<'a>, index: Term<'a>) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let index = count(index, "index")?;
+    let item = set.set.read().at(index).cloned();
+    Ok(optional(env, item.as_ref()))
+}
+
+#[rustler::nif]
+fn sorted_set_first<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
+    let item = handle(set)?.set.read().first().cloned();
+    Ok(optional(env, item.as_ref()))
+}
+
+#[rustler::nif]
+fn sorted_set_last<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
+    let item = handle(set)?.set.read().last().cloned();
+    Ok(optional(env, item.as_ref()))
+}
+
+#[rustler::nif]
+fn sorted_set_slice<'a>(
+    env: Env<'a>,
+    set: Term<'a>,
+    start: Term<'a>,
+    amount: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let start = count(start, "start")?;
+    let amount = read_limit(amount, "amount")?;
+    let items: Vec<Value> = set.set.read().slice(start, amount).cloned().collect();
+    Ok(encode_list(env, items.iter()))
+}
+
+fn read_limit(term: Term, name: &str) -> NifResult<usize> {
+    let n = count(term, name)?;
+    if n > MAX_READ {
+        return Err(bad_arg(format!(
+            "argument {name}: at most {MAX_READ} items per call, got {n}"
+        )));
+    }
+    Ok(n)
+}
+
+/// A bound as the Elixir side passes it: `:unbounded`, `{:included, t}` or `{:excluded, t}`.
+enum OwnedBound {
+    Unbounded,
+    Included(Value),
+    Excluded(Value),
+}
+
+impl OwnedBound {
+    fn decode(term: Term, name: &str) -> NifResult<OwnedBound> {
+        if let Ok(atom) = term.decode::<rustler::Atom>() {
+            if atom == crate::unbounded() {
+                return Ok(OwnedBound::Unbounded);
+            }
+        }
+        let (tag, value): (rustler::Atom, Term) = arg(
+            term,
+            name,
+            "{:included, term}, {:excluded, term} or :unbounded",
+        )?;
+        let value = decode(value, name)?;
+        if tag == crate::included() {
+            Ok(OwnedBound::Included(value))
+        } else if tag == crate::excluded() {
+            Ok(OwnedBound::Excluded(value))
+        } else {
+            Err(bad_arg(format!(
+                "argument {name}: expected {{:included, term}}, {{:excluded, term}} or :unbounded"
+            )))
+        }
+    }
+
+    fn as_bound(&self) -> Bound<'_> {
+        match self {
+            OwnedBound::Unbounded => Bound::Unbounded,
+            OwnedBound::Included(v) => Bound::Included(v),
+            OwnedBound::Excluded(v) => Bound::Excluded(v),
+        }
+    }
+}
+
+/// Up to `limit` items between two bounds, ascending.
+#[rustler::nif]
+fn sorted_set_range<'a>(
+    env: Env<'a>,
+    set: Term<'a>,
+    min: Term<'a>,
+    max: Term<'a>,
+    limit: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let min = OwnedBound::decode(min, "min")?;
+    let max = OwnedBound::decode(max, "max")?;
+    let limit = read_limit(limit, "limit")?;
+    let items: Vec<Value> = set
+        .set
+        .read()
+        .range(min.as_bound(), max.as_bound())
+        .take(limit)
+        .cloned()
+        .collect();
+    Ok(encode_list(env, items.iter()))
+}
+
+#[rustler::nif]
+fn sorted_set_memory(set: Term) -> NifResult<usize> {
+    Ok(handle(set)?.set.read().memory())
+}
+
+#[rustler::nif]
+fn sorted_set_debug(set: Term) -> NifResult<String> {
+    Ok(handle(set)?.set.read().debug())
+}
+
+/// Checks every internal invariant (tests use it): `:ok` or `{:error, description}`. O(n).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sorted_set_check<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
+    Ok(match handle(set)?.set.read().check_invariants() {
+        Ok(()) => crate::ok().encode(env),
+        Err(e) => (crate::error(), e).encode(env),
+    })
+}
