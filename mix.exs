@@ -58,7 +58,11 @@ defmodule Mix.Tasks.Compile.StrataNative do
 
   defp build(profile, dest, stamp) do
     cargo = cargo!()
-    args = ["build", "-p", "strata_nif", "--locked"] ++ if(profile == "release", do: ["--release"], else: [])
+
+    args =
+      ["build", "-p", "strata_nif", "--locked"] ++
+        if(profile == "release", do: ["--release"], else: [])
+
     Mix.shell().info("Compiling Strata's native library (cargo #{Enum.join(args, " ")})")
 
     case System.cmd(cargo, args, cd: @root, stderr_to_stdout: true, into: IO.stream()) do
@@ -78,10 +82,16 @@ defmodule Mix.Tasks.Compile.StrataNative do
   end
 
   defp cargo! do
-    candidates = [System.get_env("CARGO"), System.find_executable("cargo"), Path.expand("~/.cargo/bin/cargo")]
+    candidates = [
+      System.get_env("CARGO"),
+      System.find_executable("cargo"),
+      Path.expand("~/.cargo/bin/cargo")
+    ]
 
     Enum.find(candidates, &(&1 && File.exists?(&1))) ||
-      Mix.raise("cargo was not found: install Rust (https://rustup.rs) or set CARGO, then run mix compile")
+      Mix.raise(
+        "cargo was not found: install Rust (https://rustup.rs) or set CARGO, then run mix compile"
+      )
   end
 end
 

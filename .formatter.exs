@@ -1,0 +1,8 @@
+[
+  inputs: [
+    "{mix,.formatter}.exs",
+    "{config,lib,test,bench}/**/*.{ex,exs}",
+    "examples/*/{mix,.formatter}.exs",
+    "examples/*/{lib,test}/**/*.{ex,exs}"
+  ]
+]

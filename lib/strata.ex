@@ -1,0 +1,23 @@
+defmodule Strata do
+  @moduledoc """
+  Mutable, index-reporting data structures for BEAM services, implemented in Rust.
+
+    * `Strata.SortedSet` - a bucketed sorted set of Erlang terms that reports the index of
+      every insert and remove.
+
+  Each structure is a handle to native memory, shared and mutable like an ETS table. That
+  memory does not show in `:erlang.memory/0`; `native_memory/0` reports it.
+  """
+
+  @doc """
+  Bytes held natively by every live Strata structure in this VM.
+
+  Structures are freed when the last process holding their handle drops it (after garbage
+  collection); this figure goes down then.
+
+      iex> is_integer(Strata.native_memory())
+      true
+  """
+  @spec native_memory() :: non_neg_integer()
+  def native_memory, do: Strata.Native.runtime_memory()
+end
