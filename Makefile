@@ -27,4 +27,4 @@ test-example:
 	cd examples/guild_members && rm -rf _build && MIX_ENV=test mix test
 
 bench: setup
-	MIX_ENV=bench mix run bench/sorted_set.exs
+	mix run bench/sorted_set.exs

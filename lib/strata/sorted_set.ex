@@ -157,7 +157,7 @@ defmodule Strata.SortedSet do
   """
   @spec from_enumerable(Enumerable.t(), pos_integer() | keyword()) :: t()
   def from_enumerable(enumerable, opts \\ []) do
-    Native.sorted_set_from_list(Enum.to_list(enumerable), bucket_size(opts))
+    Native.sorted_set_from_list(to_list!(enumerable, "enumerable"), bucket_size(opts))
   end
 
   @doc """
@@ -173,12 +173,23 @@ defmodule Strata.SortedSet do
   """
   @spec from_proper_enumerable(Enumerable.t(), pos_integer() | keyword()) :: t()
   def from_proper_enumerable(enumerable, opts \\ []) do
-    case Native.sorted_set_from_sorted_list(Enum.to_list(enumerable), bucket_size(opts)) do
+    case Native.sorted_set_from_sorted_list(to_list!(enumerable, "enumerable"), bucket_size(opts)) do
       {:ok, set} ->
         set
 
       {:error, {:not_sorted, at}} ->
         raise ArgumentError, "argument enumerable: not strictly ascending at index #{at}"
+    end
+  end
+
+  defp to_list!(list, _name) when is_list(list), do: list
+  defp to_list!(enumerable, name), do: enumerable |> enumerable!(name) |> Enum.to_list()
+
+  defp enumerable!(enumerable, name) do
+    if Enumerable.impl_for(enumerable) do
+      enumerable
+    else
+      raise ArgumentError, "argument #{name}: expected an enumerable, got: #{inspect(enumerable)}"
     end
   end
 
@@ -233,6 +244,7 @@ defmodule Strata.SortedSet do
   @spec add_all(t(), Enumerable.t()) :: [index() | nil]
   def add_all(set, enumerable) do
     enumerable
+    |> enumerable!("items")
     |> Stream.chunk_every(@chunk)
     |> Enum.flat_map(&Native.sorted_set_add_all(set, &1))
   end

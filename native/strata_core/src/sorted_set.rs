@@ -236,8 +236,9 @@ impl SortedSet {
         };
         self.item_heap += item.heap_bytes();
         if self.buckets.is_empty() {
-            self.item_heap += item.heap_bytes();
-            self.firsts.push(item.clone());
+            let first = item.clone(); // a clone may have less spare capacity: count its own
+            self.item_heap += first.heap_bytes();
+            self.firsts.push(first);
             self.buckets.push(Vec::with_capacity(4));
             self.slots += 4;
             self.buckets[0].push(item);

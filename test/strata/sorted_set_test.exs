@@ -1,0 +1,312 @@
+defmodule Strata.SortedSetTest do
+  use ExUnit.Case, async: true
+
+  alias Strata.{Seeded, SortedSet}
+
+  doctest SortedSet
+
+  # A sorted list with `==` uniqueness: the model the set is checked against.
+  defmodule Model do
+    @moduledoc false
+    def add(list, x) do
+      {before, rest} = Enum.split_while(list, &(&1 < x))
+
+      case rest do
+        [y | _] when y == x -> {nil, list}
+        _ -> {length(before), before ++ [x | rest]}
+      end
+    end
+
+    def remove(list, x) do
+      case Enum.find_index(list, &(&1 == x)) do
+        nil -> {nil, list}
+        i -> {i, List.delete_at(list, i)}
+      end
+    end
+
+    def rank(list, x), do: Enum.count(list, &(&1 < x))
+  end
+
+  describe "term order" do
+    test "to_list equals :lists.usort/1 for thousands of random mixed terms" do
+      Seeded.run("usort", fn _seed ->
+        terms = for _ <- 1..5000, do: Seeded.term(3)
+        expected = :lists.usort(terms)
+
+        built = SortedSet.from_enumerable(terms, bucket_size: 8)
+        assert SortedSet.to_list(built) === expected
+        assert SortedSet.check(built) == :ok
+
+        added = SortedSet.new(bucket_size: 4)
+        Enum.each(terms, &SortedSet.add(added, &1))
+        assert SortedSet.to_list(added) === expected
+        assert SortedSet.check(added) == :ok
+      end)
+    end
+
+    test "integers and floats compare exactly, == items are one item and the first is kept" do
+      set = SortedSet.new()
+      assert SortedSet.index_add(set, 1) == {0, set}
+      assert SortedSet.index_add(set, 1.0) == {nil, set}
+      assert SortedSet.to_list(set) === [1]
+      SortedSet.add(set, 9_007_199_254_740_993)
+      SortedSet.add(set, 9_007_199_254_740_992.0)
+      assert SortedSet.to_list(set) === [1, 9_007_199_254_740_992.0, 9_007_199_254_740_993]
+      assert SortedSet.find_index(set, 9_007_199_254_740_992) == 1
+    end
+
+    test "maps order integer keys before float keys, values by ==" do
+      items = [%{1.0 => :a}, %{1 => :a}, %{a: 1}, %{a: 1.0}, %{2 => 0, 1.0 => 0}]
+      set = SortedSet.from_enumerable(items)
+      assert SortedSet.to_list(set) === :lists.usort(items)
+    end
+  end
+
+  describe "model test" do
+    @ops 100_000
+    test "#{@ops} random operations match a sorted-list model, with every index" do
+      Seeded.run("model", fn _seed ->
+        set = SortedSet.new(bucket_size: Enum.random(4..8))
+        domain = for i <- 1..300, do: if(rem(i, 3) == 0, do: {rem(i, 7), "m#{i}"}, else: i)
+        pick = fn -> value(Enum.random(domain)) end
+        model = run_ops(set, [], pick, @ops)
+        assert SortedSet.to_list(set) === model
+        assert SortedSet.check(set) == :ok
+      end)
+    end
+  end
+
+  # Integers are sometimes given as the equal float, to exercise `==` identity.
+  defp value(i) when is_integer(i), do: if(:rand.uniform(4) == 1, do: i * 1.0, else: i)
+  defp value(other), do: other
+
+  defp run_ops(_set, model, _pick, 0), do: model
+
+  defp run_ops(set, model, pick, n) do
+    model =
+      case :rand.uniform(12) do
+        r when r <= 4 ->
+          x = pick.()
+          {index, model} = Model.add(model, x)
+          assert SortedSet.index_add(set, x) == {index, set}, "index_add #{inspect(x)}"
+          model
+
+        r when r <= 7 ->
+          x = pick.()
+          {index, model} = Model.remove(model, x)
+          assert SortedSet.index_remove(set, x) == {index, set}, "index_remove #{inspect(x)}"
+          model
+
+        8 ->
+          {old, new} = {pick.(), pick.()}
+          {old_index, m1} = Model.remove(model, old)
+          {new_index, m2} = Model.add(m1, new)
+          assert SortedSet.update(set, old, new) == {old_index, new_index}
+          m2
+
+        9 ->
+          x = pick.()
+          assert SortedSet.find_index(set, x) == Enum.find_index(model, &(&1 == x))
+          assert SortedSet.rank(set, x) == Model.rank(model, x)
+          assert SortedSet.member?(set, x) == Enum.any?(model, &(&1 == x))
+          model
+
+        10 ->
+          i = :rand.uniform(length(model) + 5) - 3
+          assert SortedSet.at(set, i, :none) === Enum.at(model, i, :none)
+          model
+
+        11 ->
+          {start, amount} = {:rand.uniform(length(model) + 2) - 1, :rand.uniform(30) - 1}
+          assert SortedSet.slice(set, start, amount) === Enum.slice(model, start, amount)
+          model
+
+        12 ->
+          {a, b} = Enum.min_max([pick.(), pick.()])
+          expected = Enum.filter(model, &(&1 > a and &1 <= b))
+          got = SortedSet.range(set, a, b, min_inclusive: false)
+          assert got === expected
+          assert SortedSet.size(set) == length(model)
+          model
+      end
+
+    run_ops(set, model, pick, n - 1)
+  end
+
+  describe "reads in chunks" do
+    test "to_list, slice, range and Enum across many chunks" do
+      set = SortedSet.from_enumerable(1..5000, bucket_size: 16)
+      assert SortedSet.to_list(set) == Enum.to_list(1..5000)
+      assert SortedSet.slice(set, 1234, 2500) == Enum.to_list(1235..3734)
+      assert SortedSet.range(set, 100, 4000, limit: 3500) == Enum.to_list(100..3599)
+      assert SortedSet.range(set, 100, 4000, limit: :infinity) == Enum.to_list(100..4000)
+      assert Enum.count(set) == 5000
+      assert Enum.slice(set, 4990..5010) == Enum.to_list(4991..5000)
+      assert Enum.slice(set, 0..20//5) == [1, 6, 11, 16, 21]
+      assert Enum.take(set, 3) == [1, 2, 3]
+      assert Enum.member?(set, 4999.0)
+      assert Enum.reduce(set, 0, &+/2) == Enum.sum(1..5000)
+      assert Enum.into([0, -1], SortedSet.new()) |> SortedSet.to_list() == [-1, 0]
+      assert SortedSet.first(set) == 1 and SortedSet.last(set) == 5000
+      assert SortedSet.first(SortedSet.new(), :empty) == :empty
+      assert inspect(set) == "#Strata.SortedSet<size: 5000>"
+    end
+
+    test "a traversal is ascending and unique while others write" do
+      set = SortedSet.from_enumerable(Enum.map(1..20_000, &(&1 * 2)))
+
+      writer =
+        Task.async(fn ->
+          for i <- 1..20_000 do
+            SortedSet.add(set, i * 2 + 1)
+            SortedSet.remove(set, i * 2)
+          end
+        end)
+
+      for _ <- 1..5 do
+        list = SortedSet.to_list(set)
+        assert list == Enum.uniq(Enum.sort(list))
+      end
+
+      Task.await(writer, 60_000)
+      assert SortedSet.to_list(set) == Enum.map(1..20_000, &(&1 * 2 + 1))
+    end
+  end
+
+  describe "from_proper_enumerable/2" do
+    test "builds in order and verifies the order" do
+      set = SortedSet.from_proper_enumerable(1..3000, 8)
+      assert SortedSet.to_list(set) == Enum.to_list(1..3000)
+      assert SortedSet.check(set) == :ok
+
+      assert_raise ArgumentError, ~r/not strictly ascending at index 2/, fn ->
+        SortedSet.from_proper_enumerable([1, 2, 2.0])
+      end
+    end
+  end
+
+  describe "concurrency" do
+    test "32 processes mutating and reading one set end at the union of their models" do
+      Seeded.run("concurrency", fn seed ->
+        set = SortedSet.new(bucket_size: 8)
+
+        tasks =
+          for p <- 0..31 do
+            Task.async(fn ->
+              :rand.seed(:exsss, seed + p)
+              # Each process owns the values congruent to p mod 32, so the union is exact.
+              Enum.reduce(1..2000, MapSet.new(), fn _, mine ->
+                x = :rand.uniform(200) * 32 + p
+
+                case :rand.uniform(5) do
+                  1 ->
+                    SortedSet.remove(set, x)
+                    MapSet.delete(mine, x)
+
+                  2 ->
+                    slice = SortedSet.slice(set, :rand.uniform(100), 50)
+                    assert slice == Enum.sort(slice) and slice == Enum.uniq(slice)
+                    mine
+
+                  _ ->
+                    {_, ^set} = SortedSet.index_add(set, x)
+                    MapSet.put(mine, x)
+                end
+              end)
+            end)
+          end
+
+        expected = tasks |> Enum.map(&Task.await(&1, 60_000)) |> Enum.reduce(&MapSet.union/2)
+        assert SortedSet.to_list(set) == Enum.sort(expected)
+        assert SortedSet.check(set) == :ok
+      end)
+    end
+  end
+
+  describe "bad input raises ArgumentError and leaves the set untouched" do
+    setup do
+      %{set: SortedSet.from_enumerable([1, 2, 3])}
+    end
+
+    test "unsupported terms name their type", %{set: set} do
+      for {bad, name} <- [
+            {self(), "pid"},
+            {make_ref(), "reference"},
+            {fn -> :ok end, "fun"},
+            {<<1::3>>, "bitstring"},
+            {[1 | 2], "improper list"},
+            {{:ok, [self()]}, "pid"},
+            {Port.list() |> hd(), "port"}
+          ] do
+        for fun <- [
+              &SortedSet.add(set, &1),
+              &SortedSet.index_add(set, &1),
+              &SortedSet.remove(set, &1),
+              &SortedSet.member?(set, &1),
+              &SortedSet.find_index(set, &1),
+              &SortedSet.rank(set, &1),
+              &SortedSet.update(set, 1, &1),
+              &SortedSet.update(set, &1, 9),
+              &SortedSet.add_all(set, [7, &1]),
+              &SortedSet.range(set, &1, 5),
+              &SortedSet.from_enumerable([1, &1]),
+              &SortedSet.from_proper_enumerable([1, &1])
+            ] do
+          error = assert_raise ArgumentError, fn -> fun.(bad) end
+          assert error.message =~ name
+        end
+      end
+
+      assert SortedSet.to_list(set) == [1, 2, 3]
+    end
+
+    test "deep nesting is refused, not a stack overflow", %{set: set} do
+      deep = Enum.reduce(1..10_000, [], fn _, acc -> [acc] end)
+      assert_raise ArgumentError, ~r/nested deeper/, fn -> SortedSet.add(set, deep) end
+    end
+
+    test "wrong argument types", %{set: set} do
+      not_a_set = [%{resource: make_ref()}, :set, make_ref(), nil]
+
+      for s <- not_a_set,
+          fun <- [
+            &SortedSet.add(&1, 1),
+            &SortedSet.index_add(&1, 1),
+            &SortedSet.remove(&1, 1),
+            &SortedSet.index_remove(&1, 1),
+            &SortedSet.size/1,
+            &SortedSet.to_list/1,
+            &SortedSet.at(&1, 0),
+            &SortedSet.slice(&1, 0, 1),
+            &SortedSet.find_index(&1, 1),
+            &SortedSet.member?(&1, 1),
+            &SortedSet.first/1,
+            &SortedSet.last/1,
+            &SortedSet.update(&1, 1, 2),
+            &SortedSet.rank(&1, 1),
+            &SortedSet.range(&1, 1, 2),
+            &SortedSet.add_all(&1, [1]),
+            &SortedSet.memory/1,
+            &SortedSet.debug/1
+          ] do
+        assert_raise ArgumentError, ~r/argument set/, fn -> fun.(s) end
+      end
+
+      assert_raise ArgumentError, ~r/argument index/, fn -> SortedSet.at(set, :x) end
+      assert_raise ArgumentError, ~r/argument start/, fn -> SortedSet.slice(set, -1, 2) end
+      assert_raise ArgumentError, ~r/argument amount/, fn -> SortedSet.slice(set, 0, "2") end
+      assert_raise ArgumentError, ~r/limit/, fn -> SortedSet.range(set, 0, 2, limit: -1) end
+      assert_raise ArgumentError, ~r/argument bucket_size/, fn -> SortedSet.new(10, 1) end
+      assert_raise ArgumentError, ~r/argument capacity/, fn -> SortedSet.new(-1, 16) end
+      assert_raise ArgumentError, ~r/argument opts/, fn -> SortedSet.new(:x) end
+      assert_raise ArgumentError, fn -> SortedSet.new(bucket: 3) end
+      assert_raise ArgumentError, ~r/argument items/, fn -> SortedSet.add_all(set, 5) end
+
+      assert_raise ArgumentError, ~r/argument enumerable/, fn ->
+        SortedSet.from_proper_enumerable([1 | 2])
+      end
+
+      assert SortedSet.to_list(set) == [1, 2, 3]
+    end
+  end
+end

@@ -1,0 +1,53 @@
+defmodule Strata.Seeded do
+  @moduledoc false
+  # Seeded random model tests: every run uses a fresh seed (derived from ExUnit's, or taken
+  # from STRATA_SEED), and a failure reports the seed so that it can be replayed.
+
+  @doc "Seeds `:rand` for this process and runs `fun`; on failure, re-raises naming the seed."
+  def run(name, fun) do
+    seed =
+      case System.get_env("STRATA_SEED") do
+        nil -> :erlang.phash2({ExUnit.configuration()[:seed], name, :erlang.unique_integer()})
+        s -> String.to_integer(s)
+      end
+
+    :rand.seed(:exsss, seed)
+
+    try do
+      fun.(seed)
+    rescue
+      e in ExUnit.AssertionError ->
+        reraise %{e | message: "#{e.message}\n(seed #{seed}: rerun with STRATA_SEED=#{seed})"},
+                __STACKTRACE__
+
+      e ->
+        reraise RuntimeError,
+                [
+                  message:
+                    "#{Exception.message(e)}\n(seed #{seed}: rerun with STRATA_SEED=#{seed})"
+                ],
+                __STACKTRACE__
+    end
+  end
+
+  @doc "A random term of any supported kind, at most `depth` levels deep."
+  def term(depth \\ 2) do
+    case :rand.uniform(if depth > 0, do: 10, else: 6) do
+      1 -> :rand.uniform(200) - 100
+      2 -> (:rand.uniform(40) - 20) * 1.0
+      3 -> :rand.uniform() * 100 - 50
+      4 -> Enum.random([:a, :b, nil, :ok, :ü, :日本, :zz])
+      5 -> binary()
+      6 -> Enum.random([2 ** 70, -(2 ** 70), 2 ** 64 + 1, 9_007_199_254_740_993, 1.0e300, -0.0])
+      7 -> List.to_tuple(for _ <- 1..:rand.uniform(3)//1, do: term(depth - 1))
+      8 -> for _ <- 0..:rand.uniform(3)//1, do: term(depth - 1)
+      9 -> Map.new(1..:rand.uniform(3)//1, fn _ -> {term(0), term(depth - 1)} end)
+      10 -> []
+    end
+  end
+
+  defp binary do
+    len = Enum.random([0, 1, 3, 14, 15, 30])
+    for _ <- 1..len//1, into: <<>>, do: <<Enum.random([?a, ?b, ?c, 0, 255])>>
+  end
+end
