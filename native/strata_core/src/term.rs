@@ -29,7 +29,11 @@ pub const INLINE_BINARY: usize = 14;
 /// An interned atom name. Like atoms in the BEAM, interned names live for the rest of the
 /// process: there are at most as many of them as the VM's atom table allows.
 #[derive(Clone, Copy)]
-pub struct Atom(&'static Box<str>); // a thin pointer keeps `Term` at 16 bytes
+pub struct Atom(&'static AtomName); // a thin pointer keeps `Term` at 16 bytes
+
+struct AtomName {
+    name: Box<str>,
+}
 
 fn atom_table() -> &'static RwLock<HashMap<&'static str, Atom>> {
     static TABLE: OnceLock<RwLock<HashMap<&'static str, Atom>>> = OnceLock::new();
@@ -46,15 +50,15 @@ impl Atom {
         if let Some(atom) = table.get(name) {
             return *atom;
         }
-        let leaked: &'static Box<str> = Box::leak(Box::new(name.into()));
+        let leaked: &'static AtomName = Box::leak(Box::new(AtomName { name: name.into() }));
         let atom = Atom(leaked);
-        table.insert(&**leaked, atom);
+        table.insert(&leaked.name, atom);
         atom
     }
 
     /// The atom's name.
     pub fn name(self) -> &'static str {
-        self.0.as_ref()
+        &self.0.name
     }
 }
 
@@ -68,7 +72,7 @@ impl Eq for Atom {}
 
 impl fmt::Debug for Atom {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, ":{}", self.0)
+        write!(f, ":{}", self.name())
     }
 }
 
