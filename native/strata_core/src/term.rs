@@ -203,6 +203,7 @@ impl Term {
 
 impl PartialEq for Term {
     /// Erlang's `==`: `1 == 1.0`.
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
@@ -211,6 +212,7 @@ impl PartialEq for Term {
 impl Eq for Term {}
 
 impl PartialOrd for Term {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
@@ -218,7 +220,12 @@ impl PartialOrd for Term {
 
 impl Ord for Term {
     /// Erlang's standard term order.
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
+        // Fast path for the most common keys; `compare` handles every other pair.
+        if let (Term::Int(a), Term::Int(b)) = (self, other) {
+            return a.cmp(b);
+        }
         compare(self, other, false)
     }
 }
