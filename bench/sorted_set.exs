@@ -14,6 +14,12 @@ defmodule SortedSetBench do
   def member(id), do: {rem(id * 7919, 10), "user_" <> Integer.to_string(id * 104_729, 36), id}
 
   def main do
+    memory()
+    latency()
+    build()
+  end
+
+  def latency do
     sizes =
       System.get_env("STRATA_BENCH_SIZES", "5000,50000,250000,1000000")
       |> String.split(",")
@@ -125,11 +131,13 @@ defmodule SortedSetBench do
 
       :ets.delete(ets)
     end
+  end
 
-    # Bulk build and memory.
+  # Bulk construction.
+  def build do
     n = 1_000_000
     shuffled = Enum.shuffle(1..n)
-    {strata_ms, big} = Bench.ms(fn -> SortedSet.from_enumerable(shuffled) end)
+    {strata_ms, _set} = Bench.ms(fn -> SortedSet.from_enumerable(shuffled) end)
     {gb_ms, _} = Bench.ms(fn -> :gb_sets.from_list(shuffled) end)
     {sort_ms, _} = Bench.ms(fn -> Enum.sort(shuffled) end)
 
@@ -142,12 +150,14 @@ defmodule SortedSetBench do
         "#{Float.round(sort_ms, 1)} ms"
       ]
     ])
+  end
 
-    _ = big
-
+  # Runs first, before the other sections grow the BEAM's own heaps.
+  def memory do
     # Native memory versus the raw payload and versus the RSS growth it causes. Items are made
     # in small batches so that the BEAM heap does not grow along.
-    IO.puts("## Memory at 1M items\n")
+    IO.puts("## Memory at 1M items (added one by one in random order)\n")
+    n = 1_000_000
 
     memory_row = fn kind, make, payload ->
       :erlang.garbage_collect()
@@ -155,7 +165,10 @@ defmodule SortedSetBench do
       set = SortedSet.new()
 
       Enum.each(0..(div(n, 1000) - 1), fn chunk ->
-        SortedSet.add_all(set, for(i <- (chunk * 1000 + 1)..(chunk * 1000 + 1000), do: make.(i)))
+        SortedSet.add_all(
+          set,
+          for(i <- (chunk * 1000 + 1)..(chunk * 1000 + 1000), do: make.(rem(i * 7919, n)))
+        )
       end)
 
       :erlang.garbage_collect()

@@ -261,7 +261,17 @@ impl SortedSet {
         self.len += 1;
         self.counts.add(b, 1);
         if bucket.len() > self.bucket_size {
-            self.split(b);
+            let len = bucket.len();
+            // Items arriving in ascending (or descending) order would leave every bucket half
+            // full after an even split: at the ends of the set, split off only an eighth.
+            let at = if b + 1 == self.buckets.len() && pos + 1 == len {
+                len - len / 8
+            } else if b == 0 && pos == 0 {
+                len / 8
+            } else {
+                len / 2
+            };
+            self.split(b, at.clamp(1, len - 1));
         }
         Some(index)
     }
@@ -311,9 +321,10 @@ impl SortedSet {
         self.item_heap -= first.heap_bytes();
     }
 
-    fn split(&mut self, b: usize) {
+    /// Splits bucket `b` at position `at` (`0 < at < len`).
+    fn split(&mut self, b: usize, at: usize) {
         let bucket = &mut self.buckets[b];
-        let upper = bucket.split_off(bucket.len() / 2);
+        let upper = bucket.split_off(at);
         let before = bucket.capacity();
         bucket.shrink_to(bucket.len() + bucket.len() / 4);
         self.slots = self.slots - before + bucket.capacity() + upper.capacity();
@@ -340,7 +351,8 @@ impl SortedSet {
         target.extend(moved);
         self.slots = self.slots - before + target.capacity();
         if target.len() > self.bucket_size {
-            self.split(left);
+            let half = target.len() / 2;
+            self.split(left, half);
         } else {
             self.rebuild_counts();
         }
