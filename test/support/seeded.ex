@@ -30,19 +30,52 @@ defmodule Strata.Seeded do
     end
   end
 
+  @edge_numbers [
+    2 ** 70,
+    -(2 ** 70),
+    2 ** 64,
+    2 ** 64 - 1,
+    -(2 ** 64),
+    -(2 ** 64) + 1,
+    18_446_744_073_709_551_616.0,
+    -18_446_744_073_709_551_616.0,
+    9_007_199_254_740_993,
+    9_007_199_254_740_992.0,
+    1.0e300,
+    -0.0,
+    0,
+    []
+  ]
+
   @doc "A random term of any supported kind, at most `depth` levels deep."
   def term(depth \\ 2) do
-    case :rand.uniform(if depth > 0, do: 10, else: 6) do
+    case :rand.uniform(if depth > 0, do: 13, else: 7) do
       1 -> :rand.uniform(200) - 100
       2 -> (:rand.uniform(40) - 20) * 1.0
       3 -> :rand.uniform() * 100 - 50
       4 -> Enum.random([:a, :b, nil, :ok, :ü, :日本, :zz])
       5 -> binary()
-      6 -> Enum.random([2 ** 70, -(2 ** 70), 2 ** 64 + 1, 9_007_199_254_740_993, 1.0e300, -0.0])
-      7 -> List.to_tuple(for _ <- 1..:rand.uniform(3)//1, do: term(depth - 1))
-      8 -> for _ <- 0..:rand.uniform(3)//1, do: term(depth - 1)
-      9 -> Map.new(1..:rand.uniform(3)//1, fn _ -> {term(0), term(depth - 1)} end)
-      10 -> []
+      6 -> Enum.random(@edge_numbers)
+      7 -> number_near()
+      # Terms that share long encodings, so that ordering must look past the inline prefix.
+      11 -> {:rand.uniform(3), "user" <> binary(), number_near()}
+      12 -> Enum.map(1..:rand.uniform(4)//1, fn _ -> number_near() end)
+      13 -> {term(depth - 1), binary(), [binary()]}
+      8 -> List.to_tuple(for _ <- 1..:rand.uniform(3)//1, do: term(depth - 1))
+      9 -> for _ <- 0..:rand.uniform(3)//1, do: term(depth - 1)
+      10 -> Map.new(1..:rand.uniform(3)//1, fn _ -> {term(0), term(depth - 1)} end)
+    end
+  end
+
+  # Numbers close to each other: small integers, the equal floats, and fractions between.
+  defp number_near do
+    base = :rand.uniform(600) - 300
+
+    case :rand.uniform(4) do
+      1 -> base
+      2 -> base * 1.0
+      3 -> base + Enum.random([0.5, 0.25, 0.999, -0.001])
+      4 -> base * 257
     end
   end
 

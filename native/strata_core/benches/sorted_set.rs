@@ -8,7 +8,7 @@ const N: i64 = 1_000_000;
 
 fn member(id: i64) -> Term {
     let name = format!("user_{:x}", id * 104_729);
-    Term::Tuple(thin_vec::thin_vec![
+    Term::tuple(thin_vec::thin_vec![
         Term::Int(id * 7919 % 10),
         Term::binary(name.as_bytes()),
         Term::Int(id)

@@ -101,14 +101,25 @@ pub enum Term {
     Atom(Atom),
     /// A binary of at most [`INLINE_BINARY`] bytes.
     SmallBinary(InlineBinary),
-    /// A binary longer than [`INLINE_BINARY`] bytes.
-    Binary(ThinVec<u8>),
-    Tuple(ThinVec<Term>),
-    /// A proper list; the empty one is `[]` (nil).
-    List(ThinVec<Term>),
-    /// Key-value pairs sorted by key in map-key order.
-    Map(ThinVec<(Term, Term)>),
+    /// A binary longer than [`INLINE_BINARY`] bytes, after its [`Prefix`].
+    Binary(Prefix, ThinVec<u8>),
+    /// A tuple's [`Prefix`] and elements; build it with [`Term::tuple`].
+    Tuple(Prefix, ThinVec<Term>),
+    /// A proper list's [`Prefix`] and elements (none for `[]`); build it with [`Term::list`].
+    List(Prefix, ThinVec<Term>),
+    /// A map's [`Prefix`] and pairs sorted by key in map-key order; build it with [`Term::map`].
+    Map(Prefix, ThinVec<(Term, Term)>),
 }
+
+/// Seven bytes stored inline, in the slack of a 16-byte [`Term`], that summarise a heap term
+/// in an order-preserving way: if `a < b` then `prefix(a) <= prefix(b)`, and `a == b` gives
+/// equal prefixes. Two terms with different prefixes are therefore ordered by their prefixes
+/// alone, without touching the heap: most comparisons in a search never follow a pointer.
+///
+/// The bytes are the start of a memcomparable encoding of the term (numbers by value, so `1`
+/// and `1.0` encode alike), cut after seven bytes, or earlier where the encoding would lose
+/// information (a fraction, a map's contents); the rest is zero.
+pub type Prefix = [u8; 7];
 
 impl Term {
     /// A binary term holding `bytes`.
@@ -121,8 +132,26 @@ impl Term {
             inline.bytes[..bytes.len()].copy_from_slice(bytes);
             Term::SmallBinary(inline)
         } else {
-            Term::Binary(ThinVec::from(bytes))
+            let mut prefix = Prefix::default();
+            prefix.copy_from_slice(&bytes[..std::mem::size_of::<Prefix>()]);
+            Term::Binary(prefix, ThinVec::from(bytes))
         }
+    }
+
+    /// A tuple term.
+    pub fn tuple(items: impl Into<ThinVec<Term>>) -> Term {
+        let items = items.into();
+        let mut w = PrefixWriter::default();
+        let _ = w.tuple_body(&items);
+        Term::Tuple(w.buf, items)
+    }
+
+    /// A proper list term (`[]` when `items` is empty).
+    pub fn list(items: impl Into<ThinVec<Term>>) -> Term {
+        let items = items.into();
+        let mut w = PrefixWriter::default();
+        let _ = w.list_body(&items);
+        Term::List(w.buf, items)
     }
 
     /// An integer term, normalised so that values in the `i64` range are [`Term::Int`].
@@ -148,14 +177,16 @@ impl Term {
         {
             return None;
         }
-        Some(Term::Map(ThinVec::from(pairs)))
+        let mut prefix = Prefix::default();
+        prefix[..4].copy_from_slice(&(pairs.len().min(u32::MAX as usize) as u32).to_be_bytes());
+        Some(Term::Map(prefix, ThinVec::from(pairs)))
     }
 
     /// The bytes of a binary term.
     pub fn as_binary(&self) -> Option<&[u8]> {
         match self {
             Term::SmallBinary(b) => Some(b.as_slice()),
-            Term::Binary(b) => Some(b),
+            Term::Binary(_, b) => Some(b),
             _ => None,
         }
     }
@@ -167,8 +198,8 @@ impl Term {
         match self {
             Term::Int(_) | Term::Float(_) | Term::Atom(_) | Term::SmallBinary(_) => 0,
             Term::BigInt(b) => std::mem::size_of::<BigInt>() + b.bits().div_ceil(64) as usize * 8,
-            Term::Binary(b) => HEADER + b.capacity(),
-            Term::Tuple(items) | Term::List(items) => {
+            Term::Binary(_, b) => HEADER + b.capacity(),
+            Term::Tuple(_, items) | Term::List(_, items) => {
                 if items.capacity() == 0 {
                     0
                 } else {
@@ -177,7 +208,7 @@ impl Term {
                         + items.iter().map(Term::heap_bytes).sum::<usize>()
                 }
             }
-            Term::Map(pairs) => {
+            Term::Map(_, pairs) => {
                 HEADER
                     + pairs.capacity() * 2 * std::mem::size_of::<Term>()
                     + pairs
@@ -193,10 +224,10 @@ impl Term {
         match self {
             Term::Int(_) | Term::BigInt(_) | Term::Float(_) => 0,
             Term::Atom(_) => 1,
-            Term::Tuple(_) => 6,
-            Term::Map(_) => 7,
-            Term::List(_) => 8,
-            Term::SmallBinary(_) | Term::Binary(_) => 9,
+            Term::Tuple(..) => 6,
+            Term::Map(..) => 7,
+            Term::List(..) => 8,
+            Term::SmallBinary(_) | Term::Binary(..) => 9,
         }
     }
 }
@@ -257,9 +288,22 @@ fn compare(a: &Term, b: &Term, exact: bool) -> Ordering {
         (Float(x), Int(y)) => compare_int_float(*y, *x).reverse(),
         (BigInt(x), Float(y)) => compare_big_float(x, *y),
         (Float(x), BigInt(y)) => compare_big_float(y, *x).reverse(),
-        (Tuple(x), Tuple(y)) => x.len().cmp(&y.len()).then_with(|| compare_seq(x, y, exact)),
-        (List(x), List(y)) => compare_seq(x, y, exact).then_with(|| x.len().cmp(&y.len())),
-        (Map(x), Map(y)) => x.len().cmp(&y.len()).then_with(|| {
+        // Differing prefixes decide without following a pointer. Map-key order (`exact`)
+        // ranks numbers by type first, which prefixes do not know: there they are skipped.
+        (Tuple(p, _), Tuple(q, _)) | (List(p, _), List(q, _)) | (Binary(p, _), Binary(q, _))
+            if !exact && p != q =>
+        {
+            p.cmp(q)
+        }
+        (Tuple(_, x), Tuple(_, y)) => x
+            .len()
+            .cmp(&y.len())
+            .then_with(|| compare_seq(x, y, exact)),
+        (List(_, x), List(_, y)) => {
+            compare_seq(x, y, exact).then_with(|| x.len().cmp(&y.len()))
+        }
+        (Map(p, _), Map(q, _)) if p != q => p.cmp(q), // the size, in both orders
+        (Map(_, x), Map(_, y)) => x.len().cmp(&y.len()).then_with(|| {
             x.iter()
                 .zip(y.iter())
                 .map(|(p, q)| compare_exact(&p.0, &q.0))
@@ -323,6 +367,116 @@ fn compare_big_float(big: &BigInt, float: f64) -> Ordering {
     }
 }
 
+
+/// Writes the memcomparable encoding behind a [`Prefix`]. Each method returns `false` when
+/// the encoding stops (the buffer is full, or going on would lose order information).
+#[derive(Default)]
+struct PrefixWriter {
+    buf: Prefix,
+    len: usize,
+}
+
+// Tags, in term-class order. Number tags run from 0x0B to 0x1D (0x14 is zero).
+const NUM_ZERO: u8 = 0x14;
+const NUM_NEG_HUGE: u8 = NUM_ZERO - 9;
+const NUM_POS_HUGE: u8 = NUM_ZERO + 9;
+const FRACTION: u8 = 0xFF;
+const ATOM: u8 = 0x30;
+const TUPLE: u8 = 0x60;
+const MAP: u8 = 0x70;
+const LIST: u8 = 0x80;
+const BINARY: u8 = 0x90;
+const END_OF_LIST: u8 = 0x01;
+
+impl PrefixWriter {
+    fn push(&mut self, byte: u8) -> bool {
+        match self.buf.get_mut(self.len) {
+            Some(slot) => {
+                *slot = byte;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Pushes a last byte: nothing after it would keep the order.
+    fn last(&mut self, byte: u8) -> bool {
+        self.push(byte);
+        false
+    }
+
+    fn term(&mut self, term: &Term) -> bool {
+        match term {
+            Term::Int(i) => self.integer(*i as i128),
+            Term::BigInt(b) => self.last(if b.is_negative() {
+                NUM_NEG_HUGE
+            } else {
+                NUM_POS_HUGE
+            }),
+            Term::Float(f) => self.float(*f),
+            Term::Atom(a) => self.push(ATOM) && self.bytes(a.name().as_bytes()),
+            Term::SmallBinary(_) | Term::Binary(..) => {
+                self.push(BINARY) && self.bytes(term.as_binary().unwrap_or_default())
+            }
+            Term::Tuple(_, items) => self.push(TUPLE) && self.tuple_body(items),
+            Term::List(_, items) => self.push(LIST) && self.list_body(items),
+            Term::Map(_, pairs) => self.push(MAP) && self.last(pairs.len().min(255) as u8),
+        }
+    }
+
+    fn tuple_body(&mut self, items: &[Term]) -> bool {
+        if items.len() >= 255 {
+            return self.last(255);
+        }
+        self.push(items.len() as u8) && items.iter().all(|item| self.term(item))
+    }
+
+    fn list_body(&mut self, items: &[Term]) -> bool {
+        items.iter().all(|item| self.term(item)) && self.push(END_OF_LIST)
+    }
+
+    /// Bytes with 0x00 escaped as 0x00 0xFF, then the terminator 0x00 0x01: a shorter string
+    /// sorts before its extensions.
+    fn bytes(&mut self, bytes: &[u8]) -> bool {
+        bytes
+            .iter()
+            .all(|&b| self.push(b) && (b != 0 || self.push(0xFF)))
+            && self.push(0)
+            && self.push(1)
+    }
+
+    /// An integer: a tag holding the sign and byte count, then the magnitude's bytes (ones'
+    /// complement when negative). Magnitudes of 2^64 and above get a tag of their own and
+    /// end the encoding.
+    fn integer(&mut self, v: i128) -> bool {
+        let magnitude = v.unsigned_abs();
+        if magnitude > u64::MAX as u128 {
+            return self.last(if v < 0 { NUM_NEG_HUGE } else { NUM_POS_HUGE });
+        }
+        let magnitude = magnitude as u64;
+        let n = 8 - magnitude.leading_zeros() as usize / 8;
+        let (tag, bits) = if v < 0 {
+            (NUM_ZERO - n as u8, !magnitude)
+        } else {
+            (NUM_ZERO + n as u8, magnitude)
+        };
+        self.push(tag) && bits.to_be_bytes()[8 - n..].iter().all(|&b| self.push(b))
+    }
+
+    /// An integral float encodes as the equal integer; any other as its floor and a fraction
+    /// marker, after which nothing more is known.
+    fn float(&mut self, f: f64) -> bool {
+        const TWO_64: f64 = 18_446_744_073_709_551_616.0;
+        if f.abs() >= TWO_64 {
+            return self.last(if f < 0.0 { NUM_NEG_HUGE } else { NUM_POS_HUGE });
+        }
+        let floor = f.floor();
+        // |floor| < 2^64, so the cast is exact.
+        self.integer(floor as i128) && (floor == f || self.last(FRACTION))
+    }
+}
+
 impl fmt::Debug for Term {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -330,20 +484,20 @@ impl fmt::Debug for Term {
             Term::BigInt(i) => write!(f, "{i}"),
             Term::Float(x) => write!(f, "{x:?}"),
             Term::Atom(a) => write!(f, "{a:?}"),
-            Term::SmallBinary(_) | Term::Binary(_) => {
+            Term::SmallBinary(_) | Term::Binary(..) => {
                 write!(f, "<<{:?}>>", self.as_binary().unwrap_or_default())
             }
-            Term::Tuple(items) => {
+            Term::Tuple(_, items) => {
                 f.write_str("{")?;
                 write_seq(f, items)?;
                 f.write_str("}")
             }
-            Term::List(items) => {
+            Term::List(_, items) => {
                 f.write_str("[")?;
                 write_seq(f, items)?;
                 f.write_str("]")
             }
-            Term::Map(pairs) => {
+            Term::Map(_, pairs) => {
                 f.write_str("%{")?;
                 for (i, (k, v)) in pairs.iter().enumerate() {
                     if i > 0 {
@@ -373,11 +527,11 @@ mod tests {
     use Ordering::*;
 
     fn t(items: Vec<Term>) -> Term {
-        Term::Tuple(ThinVec::from(items))
+        Term::tuple(items)
     }
 
     fn l(items: Vec<Term>) -> Term {
-        Term::List(ThinVec::from(items))
+        Term::list(items)
     }
 
     #[test]

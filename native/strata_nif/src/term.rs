@@ -86,8 +86,8 @@ fn decode_at(term: Term, depth: usize) -> Result<Value, &'static str> {
             let items = elems
                 .into_iter()
                 .map(|e| decode_at(e, depth + 1))
-                .collect::<Result<_, _>>()?;
-            Ok(Value::Tuple(items))
+                .collect::<Result<thin_vec::ThinVec<_>, _>>()?;
+            Ok(Value::tuple(items))
         }
         TermType::List => {
             let mut items = thin_vec::ThinVec::new();
@@ -97,7 +97,7 @@ fn decode_at(term: Term, depth: usize) -> Result<Value, &'static str> {
                 items.push(decode_at(head, depth + 1)?);
                 rest = tail;
             }
-            Ok(Value::List(items))
+            Ok(Value::list(items))
         }
         TermType::Map => {
             let iter = MapIterator::new(term).ok_or("a map")?;
@@ -156,21 +156,21 @@ pub fn encode<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
         Value::BigInt(b) => b.as_ref().encode(env),
         Value::Float(f) => f.encode(env),
         Value::Atom(atom) => encode_atom(env, *atom),
-        Value::SmallBinary(_) | Value::Binary(_) => {
+        Value::SmallBinary(_) | Value::Binary(..) => {
             let bytes = value.as_binary().unwrap_or_default();
             let mut bin = NewBinary::new(env, bytes.len());
             bin.as_mut_slice().copy_from_slice(bytes);
             bin.into()
         }
-        Value::Tuple(items) => {
+        Value::Tuple(_, items) => {
             let terms: Vec<Term> = items.iter().map(|v| encode(env, v)).collect();
             make_tuple(env, &terms)
         }
-        Value::List(items) => {
+        Value::List(_, items) => {
             let terms: Vec<Term> = items.iter().map(|v| encode(env, v)).collect();
             terms.encode(env)
         }
-        Value::Map(pairs) => {
+        Value::Map(_, pairs) => {
             let keys: Vec<Term> = pairs.iter().map(|(k, _)| encode(env, k)).collect();
             let values: Vec<Term> = pairs.iter().map(|(_, v)| encode(env, v)).collect();
             Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| Term::map_new(env))
