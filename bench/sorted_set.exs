@@ -7,11 +7,19 @@
 Code.require_file("harness.exs", __DIR__)
 
 defmodule SortedSetBench do
+  import Bitwise
   # Everything lives in a compiled module: closures in a script are interpreted and would
   # time the interpreter, not the structures.
   alias Strata.{Bench, SortedSet}
 
-  def member(id), do: {rem(id * 7919, 10), "user_" <> Integer.to_string(id * 104_729, 36), id}
+  # A member of a guild: {role_priority, display_name, user_id}. Names are 5 to 12 letters,
+  # drawn from the id, so that any id always gives the same member.
+  def member(id) do
+    h = :erlang.phash2(id, 1 <<< 32)
+    len = 5 + rem(h, 8)
+    name = for i <- 1..len, into: "", do: <<?a + rem(div(h, i * 7) + i * id, 26)>>
+    {rem(h, 10), name, id}
+  end
 
   def main do
     memory()

@@ -149,7 +149,10 @@ impl SortedSet {
         let fill = (set.bucket_size - set.bucket_size / 8).max(1);
         let mut rest = items.into_iter().peekable();
         while rest.peek().is_some() {
-            let bucket: Vec<Term> = rest.by_ref().take(fill).collect();
+            // Room to grow to a full bucket without reallocating (and faulting in new pages)
+            // on the first inserts.
+            let mut bucket = Vec::with_capacity(set.bucket_size);
+            bucket.extend(rest.by_ref().take(fill));
             set.item_heap += bucket.iter().map(Term::heap_bytes).sum::<usize>();
             set.len += bucket.len();
             set.slots += bucket.capacity();
@@ -324,7 +327,9 @@ impl SortedSet {
     /// Splits bucket `b` at position `at` (`0 < at < len`).
     fn split(&mut self, b: usize, at: usize) {
         let bucket = &mut self.buckets[b];
-        let upper = bucket.split_off(at);
+        let moved = bucket.len() - at;
+        let mut upper = Vec::with_capacity(moved + moved / 4 + 1);
+        upper.extend(bucket.drain(at..));
         let before = bucket.capacity();
         bucket.shrink_to(bucket.len() + bucket.len() / 4);
         self.slots = self.slots - before + bucket.capacity() + upper.capacity();
