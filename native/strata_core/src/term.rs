@@ -295,13 +295,8 @@ fn compare(a: &Term, b: &Term, exact: bool) -> Ordering {
         {
             p.cmp(q)
         }
-        (Tuple(_, x), Tuple(_, y)) => x
-            .len()
-            .cmp(&y.len())
-            .then_with(|| compare_seq(x, y, exact)),
-        (List(_, x), List(_, y)) => {
-            compare_seq(x, y, exact).then_with(|| x.len().cmp(&y.len()))
-        }
+        (Tuple(_, x), Tuple(_, y)) => x.len().cmp(&y.len()).then_with(|| compare_seq(x, y, exact)),
+        (List(_, x), List(_, y)) => compare_seq(x, y, exact).then_with(|| x.len().cmp(&y.len())),
         (Map(p, _), Map(q, _)) if p != q => p.cmp(q), // the size, in both orders
         (Map(_, x), Map(_, y)) => x.len().cmp(&y.len()).then_with(|| {
             x.iter()
@@ -366,7 +361,6 @@ fn compare_big_float(big: &BigInt, float: f64) -> Ordering {
         None => Ordering::Equal, // unreachable: the BEAM has no NaN or infinity
     }
 }
-
 
 /// Writes the memcomparable encoding behind a [`Prefix`]. Each method returns `false` when
 /// the encoding stops (the buffer is full, or going on would lose order information).
