@@ -1,0 +1,785 @@
+defmodule Strata.MemberList do
+  @moduledoc """
+  A lazy guild member list: groups, members, and subscribers that watch index ranges and
+  receive, for each change, only the operations that touch what they see.
+
+  The list a client renders is a sequence of items: a header `{:group, id, count}` for each
+  non-empty group, each followed by its members `{:member, member}`. Groups are the hoisted
+  roles (highest `position` first), then `:online`, then `:offline`. A member appears once:
+  under its highest hoisted role when it is not offline, otherwise under `:online` or
+  `:offline`. Within a group, members are ordered by name (case-insensitive), then by id.
+
+  A member is a map with at least `:id` (any term), `:name` (a binary), `:roles` (a list of
+  role ids) and `:status` (`:offline` or any other atom, such as `:online`, `:idle`, `:dnd`).
+
+      iex> list = Strata.MemberList.new(groups: [%{id: :mods, position: 10}])
+      iex> Strata.MemberList.subscribe(list, :client, [0..9])
+      [{:sync, 0..9, []}, {:groups, []}]
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "Zed", roles: [], status: :online})
+      [
+        {:client,
+         [
+           {:insert, 0, {:group, :online, 1}},
+           {:insert, 1, {:member, %{id: 1, name: "Zed", roles: [], status: :online}}},
+           {:groups, [%{id: :online, count: 1}]}
+         ]}
+      ]
+      iex> [{:client, ops}] = Strata.MemberList.upsert(list, %{id: 2, name: "amy", roles: [:mods], status: :idle})
+      iex> ops
+      [
+        {:insert, 0, {:group, :mods, 1}},
+        {:insert, 1, {:member, %{id: 2, name: "amy", roles: [:mods], status: :idle}}},
+        {:groups, [%{id: :mods, count: 1}]}
+      ]
+      iex> Strata.MemberList.slice(list, 0..9) |> length()
+      4
+
+  ## Operations
+
+  Each mutation returns `[{subscriber, ops}]` for the subscribers whose visible ranges it
+  changes, and for no one else. Ops follow Discord's lazy member list protocol and are to be
+  applied in order to the client's copy of the list, a sparse list of which the client keeps
+  only the positions inside its ranges:
+
+    * `{:sync, range, items}` - the items of `range` (replace what is held there);
+    * `{:insert, index, item}` - insert at `index`, shifting later positions up by one;
+    * `{:delete, index}` - delete at `index`, shifting later positions down by one;
+    * `{:update, index, item}` - replace the item at `index`;
+    * `{:invalidate, range}` - forget `range` (the subscriber no longer watches it);
+    * `{:groups, [%{id: id, count: count}]}` - the group counts that changed.
+
+  After each op the client drops positions outside its ranges. An insert or delete above a
+  range shifts items into it from outside; the server follows with an `{:update, ...}` for
+  each position that slid in, or sends one `{:sync, ...}` per range when that is fewer items.
+
+  ## Ownership and cost
+
+  Like a protected ETS table, a member list is changed only by the process that created it
+  (usually the guild's process); any process can read it. Reads run in parallel with changes.
+
+  A change costs `O(log n)` on the native sorted set plus `O(g)` for the `g` groups, plus
+  `O(1)` for each subscriber whose ranges end at or after the first changed position (found
+  through an index of subscribers by their last watched position). `define_groups/2` costs
+  `O(online members)`.
+  """
+
+  alias Strata.SortedSet
+
+  @enforce_keys [:set, :table, :subs]
+  defstruct [:set, :table, :subs]
+
+  @typedoc "A handle to a member list (mutable; changed by its owner process only)."
+  @type t :: %__MODULE__{set: SortedSet.t(), table: :ets.tid(), subs: :ets.tid()}
+
+  @typedoc "A member: at least `:id`, `:name`, `:roles` and `:status`."
+  @type member :: %{
+          required(:id) => term(),
+          required(:name) => String.t(),
+          required(:roles) => [term()],
+          required(:status) => atom(),
+          optional(any()) => any()
+        }
+
+  @typedoc "A group: a hoisted role id, `:online` or `:offline`."
+  @type group_id :: term()
+
+  @typedoc "An item of the rendered list."
+  @type item :: {:group, group_id(), pos_integer()} | {:member, member()}
+
+  @typedoc "An operation for a subscriber's client."
+  @type op ::
+          {:sync, Range.t(), [item()]}
+          | {:insert, non_neg_integer(), item()}
+          | {:delete, non_neg_integer()}
+          | {:update, non_neg_integer(), item()}
+          | {:invalidate, Range.t()}
+          | {:groups, [%{id: group_id(), count: non_neg_integer()}]}
+
+  @typedoc "What a mutation returns: the ops for each subscriber that sees a change."
+  @type changes :: [{subscriber :: term(), [op()]}]
+
+  @max_ranges 8
+  @max_range_length 1000
+
+  # Layout of the ETS table (`:protected`, owned by the creator):
+  #   :groups          -> {order, sort}: `order` a tuple of group ids in display order,
+  #                       `sort` a map from hoisted role id to its sort value
+  #   :counts          -> a tuple of member counts, by display order of the groups
+  #   {:member, id}    -> the member's key in the sorted set
+  #   {:sub, who}      -> {seq, ranges, last} for each subscriber
+  #   :seq             -> the last subscription sequence number
+  # and of `subs` (an ordered_set): {{last, seq}, who, ranges}, where `last` is the last
+  # position the subscriber watches: the subscribers a change at index i can affect are those
+  # from {i, -1} on.
+  #
+  # Keys in the sorted set are {sort, downcased_name, id, member}; `sort` is -position for a
+  # hoisted role (higher positions first), 1 for online, 2 for offline.
+  @online_sort 1
+  @offline_sort 2
+
+  @doc """
+  Creates an empty member list owned by the calling process.
+
+  ## Options
+
+    * `:groups` - the hoisted roles, as for `define_groups/2` (default `[]`).
+    * `:bucket_size` - the bucket size of the underlying `Strata.SortedSet` (default 512).
+
+  ## Examples
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.size(list)
+      0
+  """
+  @spec new(keyword()) :: t()
+  def new(opts \\ []) do
+    opts = Keyword.validate!(opts, groups: [], bucket_size: SortedSet.default_bucket_size())
+    table = :ets.new(__MODULE__, [:set, :protected, read_concurrency: true])
+    subs = :ets.new(__MODULE__.Subscribers, [:ordered_set, :protected, read_concurrency: true])
+
+    list = %__MODULE__{
+      set: SortedSet.new(bucket_size: opts[:bucket_size]),
+      table: table,
+      subs: subs
+    }
+
+    {order, sort} = group_layout(opts[:groups])
+    :ets.insert(table, [{:groups, order, sort}, {:counts, zero_counts(order)}, {:seq, 0}])
+    list
+  end
+
+  @doc """
+  Sets the hoisted roles: a list of `%{id: role_id, position: integer}`, shown highest
+  position first. Members are regrouped at once; returns the changes for subscribers (a
+  `{:sync, ...}` for each watched range from the first position that changed on).
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [:vip], status: :online})
+      iex> Strata.MemberList.define_groups(list, [%{id: :vip, position: 1}])
+      []
+      iex> Strata.MemberList.group_counts(list)
+      [%{id: :vip, count: 1}, %{id: :online, count: 0}, %{id: :offline, count: 0}]
+  """
+  @spec define_groups(t(), [%{id: group_id(), position: integer()}]) :: changes()
+  def define_groups(%__MODULE__{} = list, groups) do
+    owner!(list)
+    {order, sort} = group_layout(groups)
+    [{:groups, old_order, _}] = :ets.lookup(list.table, :groups)
+    old_counts = counts(list)
+
+    # Groups before the first one whose id changes keep their members and positions.
+    case Enum.find(0..(tuple_size(order) - 1), &(elem_or(old_order, &1) != elem(order, &1))) do
+      nil ->
+        # Same display order: only the sort values of the keys change.
+        regroup(list, order, sort, old_counts)
+        []
+
+      g ->
+        bound = header_position(old_counts, g)
+        ranges = subscribed_ranges(list, bound)
+        before = Map.new(ranges, &{&1, :erlang.phash2(slice(list, &1))})
+        counts = regroup(list, order, sort, old_counts)
+
+        changed =
+          for {id, c} <- group_pairs(order, counts),
+              c != count_of(old_order, old_counts, id),
+              do: %{id: id, count: c}
+
+        resync(list, bound, before, changed)
+    end
+  end
+
+  # Re-keys every member that is not offline (only they can change group) and recounts.
+  defp regroup(list, order, sort, old_counts) do
+    [{:groups, old_order, _}] = :ets.lookup(list.table, :groups)
+    online = total(old_counts) - count_of(old_order, old_counts, :offline)
+
+    for {_, _, id, member} = old <- SortedSet.slice(list.set, 0, online),
+        (new = key(member, sort)) != old do
+      SortedSet.update(list.set, old, new)
+      :ets.insert(list.table, {{:member, id}, new})
+    end
+
+    counts = recount(list, order, sort)
+    :ets.insert(list.table, [{:groups, order, sort}, {:counts, counts}])
+    counts
+  end
+
+  defp subscribed_ranges(list, bound) do
+    list.subs
+    |> :ets.select([{{{:"$1", :_}, :_, :"$2"}, [{:>=, :"$1", bound}], [:"$2"]}])
+    |> List.flatten()
+    |> Enum.filter(&(&1.last >= bound))
+    |> Enum.uniq()
+  end
+
+  # A SYNC for every watched range (ending at or after `bound`) whose items changed.
+  defp resync(list, bound, before, changed) do
+    after_ = Map.new(before, fn {r, _} -> {r, slice(list, r)} end)
+
+    list.subs
+    |> :ets.select([{{{:"$1", :_}, :"$2", :"$3"}, [{:>=, :"$1", bound}], [{{:"$2", :"$3"}}]}])
+    |> Enum.flat_map(fn {who, ranges} ->
+      syncs =
+        for r <- ranges,
+            r.last >= bound,
+            :erlang.phash2(after_[r]) != before[r],
+            do: {:sync, r, after_[r]}
+
+      groups = if changed == [], do: [], else: [{:groups, changed}]
+      if syncs == [], do: [], else: [{who, syncs ++ groups}]
+    end)
+  end
+
+  @doc """
+  Adds a member or changes one (a join, a rename, a role or presence change). Returns the
+  changes for the subscribers that see them.
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 7, name: "ann", roles: [], status: :offline})
+      []
+      iex> Strata.MemberList.index_of(list, 7)
+      1
+  """
+  @spec upsert(t(), member()) :: changes()
+  def upsert(%__MODULE__{} = list, member) do
+    owner!(list)
+    validate_member!(member)
+    [{:groups, order, sort}] = :ets.lookup(list.table, :groups)
+    new_key = key(member, sort)
+
+    case :ets.lookup(list.table, {:member, member.id}) do
+      [{_, ^new_key}] ->
+        []
+
+      [{_, old_key}] ->
+        {from, to} = SortedSet.update(list.set, old_key, new_key)
+        :ets.insert(list.table, {{:member, member.id}, new_key})
+        change(list, order, {old_key, from}, {new_key, to})
+
+      [] ->
+        {to, _} = SortedSet.index_add(list.set, new_key)
+        :ets.insert(list.table, {{:member, member.id}, new_key})
+        change(list, order, nil, {new_key, to})
+    end
+  end
+
+  @doc """
+  Removes the member with `id`; returns the changes for the subscribers that see them (`[]`
+  when there is no such member).
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: :online})
+      iex> Strata.MemberList.remove(list, 1)
+      []
+      iex> Strata.MemberList.size(list)
+      0
+  """
+  @spec remove(t(), term()) :: changes()
+  def remove(%__MODULE__{} = list, id) do
+    owner!(list)
+
+    case :ets.lookup(list.table, {:member, id}) do
+      [] ->
+        []
+
+      [{_, old_key}] ->
+        {from, _} = SortedSet.index_remove(list.set, old_key)
+        :ets.delete(list.table, {:member, id})
+        [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+        change(list, order, {old_key, from}, nil)
+    end
+  end
+
+  @doc """
+  Subscribes `subscriber` (any term: a pid, a session id) to `ranges` of the list (at most
+  #{@max_ranges}, each a `first..last` range of at most #{@max_range_length} positions),
+  replacing any earlier subscription. Returns its ops: a `{:sync, range, items}` for each
+  range, an `{:invalidate, range}` for each range it watched before and no longer does, and
+  the counts of the non-empty groups.
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: :online})
+      iex> Strata.MemberList.subscribe(list, self(), [0..99])
+      [
+        {:sync, 0..99, [{:group, :online, 1}, {:member, %{id: 1, name: "a", roles: [], status: :online}}]},
+        {:groups, [%{id: :online, count: 1}]}
+      ]
+  """
+  @spec subscribe(t(), term(), [Range.t()]) :: [op()]
+  def subscribe(%__MODULE__{} = list, subscriber, ranges) do
+    owner!(list)
+    ranges = normalize_ranges!(ranges)
+    old = drop_subscription(list, subscriber)
+    seq = :ets.update_counter(list.table, :seq, 1)
+    last = ranges |> List.last() |> Map.fetch!(:last)
+    :ets.insert(list.table, {{:sub, subscriber}, seq, ranges, last})
+    :ets.insert(list.subs, {{last, seq}, subscriber, ranges})
+
+    invalidate = for r <- old, r not in ranges, do: {:invalidate, r}
+    syncs = for r <- ranges, do: {:sync, r, slice(list, r)}
+    [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+    counts = counts(list)
+    groups = for {id, c} <- group_pairs(order, counts), c > 0, do: %{id: id, count: c}
+    invalidate ++ syncs ++ [{:groups, groups}]
+  end
+
+  @doc """
+  Ends the subscription of `subscriber`; returns an `{:invalidate, range}` for each range it
+  watched (`[]` if it had none).
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.subscribe(list, :c, [0..9])
+      iex> Strata.MemberList.unsubscribe(list, :c)
+      [{:invalidate, 0..9}]
+  """
+  @spec unsubscribe(t(), term()) :: [op()]
+  def unsubscribe(%__MODULE__{} = list, subscriber) do
+    owner!(list)
+    for r <- drop_subscription(list, subscriber), do: {:invalidate, r}
+  end
+
+  @doc """
+  The items at the positions of `range` (fewer past the end of the list).
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: :offline})
+      iex> Strata.MemberList.slice(list, 0..5)
+      [{:group, :offline, 1}, {:member, %{id: 1, name: "a", roles: [], status: :offline}}]
+  """
+  @spec slice(t(), Range.t()) :: [item()]
+  def slice(%__MODULE__{} = list, first..last//1) when is_integer(first) and first >= 0 do
+    [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+    counts = counts(list)
+    slice_items(list, group_pairs(order, counts), first, last, 0, 0, [])
+  end
+
+  def slice(%__MODULE__{}, range) do
+    raise ArgumentError,
+          "argument range: expected a first..last range of non-negative integers, got: #{inspect(range)}"
+  end
+
+  defp slice_items(_list, [], _first, _last, _pos, _before, acc), do: Enum.reverse(acc)
+
+  defp slice_items(list, [{_id, 0} | rest], first, last, pos, before, acc),
+    do: slice_items(list, rest, first, last, pos, before, acc)
+
+  defp slice_items(_list, _groups, _first, last, pos, _before, acc) when pos > last,
+    do: Enum.reverse(acc)
+
+  defp slice_items(list, [{id, count} | rest], first, last, pos, before, acc) do
+    acc = if pos >= first, do: [{:group, id, count} | acc], else: acc
+    # Members of this group sit at positions pos + 1 .. pos + count.
+    from = max(first, pos + 1)
+    to = min(last, pos + count)
+
+    acc =
+      if from <= to do
+        list.set
+        |> SortedSet.slice(before + from - pos - 1, to - from + 1)
+        |> Enum.reduce(acc, fn key, acc -> [{:member, elem(key, 3)} | acc] end)
+      else
+        acc
+      end
+
+    slice_items(list, rest, first, last, pos + count + 1, before + count, acc)
+  end
+
+  @doc """
+  The position of the member with `id` in the rendered list, or `nil`.
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "b", roles: [], status: :online})
+      iex> Strata.MemberList.upsert(list, %{id: 2, name: "A", roles: [], status: :online})
+      iex> {Strata.MemberList.index_of(list, 1), Strata.MemberList.index_of(list, 3)}
+      {2, nil}
+  """
+  @spec index_of(t(), term()) :: non_neg_integer() | nil
+  def index_of(%__MODULE__{} = list, id) do
+    case :ets.lookup(list.table, {:member, id}) do
+      [] ->
+        nil
+
+      [{_, key}] ->
+        [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+        position(SortedSet.find_index(list.set, key), group_index(order, key), counts(list))
+    end
+  end
+
+  @doc """
+  The number of items in the rendered list: members plus a header per non-empty group.
+
+      iex> Strata.MemberList.new() |> Strata.MemberList.size()
+      0
+  """
+  @spec size(t()) :: non_neg_integer()
+  def size(%__MODULE__{} = list) do
+    counts = counts(list)
+    total(counts) + nonempty_before(counts, tuple_size(counts))
+  end
+
+  @doc """
+  Every group in display order with its member count.
+
+      iex> Strata.MemberList.new(groups: [%{id: :a, position: 1}]) |> Strata.MemberList.group_counts()
+      [%{id: :a, count: 0}, %{id: :online, count: 0}, %{id: :offline, count: 0}]
+  """
+  @spec group_counts(t()) :: [%{id: group_id(), count: non_neg_integer()}]
+  def group_counts(%__MODULE__{} = list) do
+    [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+    for {id, c} <- group_pairs(order, counts(list)), do: %{id: id, count: c}
+  end
+
+  # --- groups, keys and positions ---------------------------------------------------------
+
+  defp group_layout(groups) when is_list(groups) do
+    roles =
+      Enum.map(groups, fn
+        %{id: id, position: p} when is_integer(p) and p >= 0 and id not in [:online, :offline] ->
+          {id, p}
+
+        other ->
+          raise ArgumentError,
+                "argument groups: expected %{id: role_id, position: non_neg_integer} " <>
+                  "(ids other than :online and :offline), got: #{inspect(other)}"
+      end)
+
+    if length(Enum.uniq_by(roles, &elem(&1, 0))) != length(roles) or
+         length(Enum.uniq_by(roles, &elem(&1, 1))) != length(roles) do
+      raise ArgumentError, "argument groups: role ids and positions must be unique"
+    end
+
+    sorted = Enum.sort_by(roles, fn {_, p} -> -p end)
+    order = List.to_tuple(Enum.map(sorted, &elem(&1, 0)) ++ [:online, :offline])
+    {order, Map.new(roles, fn {id, p} -> {id, -p} end)}
+  end
+
+  defp group_layout(other) do
+    raise ArgumentError, "argument groups: expected a list, got: #{inspect(other)}"
+  end
+
+  defp zero_counts(order), do: Tuple.duplicate(0, tuple_size(order))
+
+  defp key(%{status: :offline} = m, _sort), do: {@offline_sort, String.downcase(m.name), m.id, m}
+
+  defp key(m, sort) do
+    # The highest hoisted role has the lowest sort value.
+    group =
+      Enum.reduce(m.roles, @online_sort, fn role, best ->
+        case sort do
+          %{^role => s} when s < best -> s
+          _ -> best
+        end
+      end)
+
+    {group, String.downcase(m.name), m.id, m}
+  end
+
+  # The display index of the group of a key.
+  defp group_index(order, {@offline_sort, _, _, _}), do: tuple_size(order) - 1
+  defp group_index(order, {@online_sort, _, _, _}), do: tuple_size(order) - 2
+
+  defp group_index(order, {_, _, _, m}) do
+    # The member's highest hoisted role is the first group in `order` that it has.
+    Enum.find(0..(tuple_size(order) - 3), fn g -> elem(order, g) in m.roles end)
+  end
+
+  defp counts(list), do: :ets.lookup_element(list.table, :counts, 2)
+
+  defp total(counts), do: counts |> Tuple.to_list() |> Enum.sum()
+
+  defp count_of(order, counts, id) do
+    Enum.find_value(0..(tuple_size(order) - 1), 0, fn g ->
+      elem(order, g) == id && elem(counts, g)
+    end)
+  end
+
+  defp group_pairs(order, counts) do
+    Enum.zip(Tuple.to_list(order), Tuple.to_list(counts))
+  end
+
+  defp nonempty_before(counts, g) do
+    Enum.count(0..(g - 1)//1, &(elem(counts, &1) > 0))
+  end
+
+  # Position of the header of group g.
+  defp header_position(counts, g) do
+    Enum.reduce(0..(g - 1)//1, 0, fn k, pos ->
+      c = elem(counts, k)
+      if c > 0, do: pos + c + 1, else: pos
+    end)
+  end
+
+  # Position of a member from its index in the set and its group.
+  defp position(set_index, g, counts), do: set_index + nonempty_before(counts, g + 1)
+
+  defp recount(list, order, sort) do
+    # Counts come from the set itself: a group starts at the rank of {its sort value, 0, 0, 0},
+    # which sorts before every key of the group (numbers sort before binaries).
+    starts =
+      for g <- 0..(tuple_size(order) - 1) do
+        group_sort =
+          Map.get(
+            sort,
+            elem(order, g),
+            if(elem(order, g) == :online, do: @online_sort, else: @offline_sort)
+          )
+
+        SortedSet.rank(list.set, {group_sort, 0, 0, 0})
+      end
+
+    ends = tl(starts) ++ [SortedSet.size(list.set)]
+    starts |> Enum.zip(ends) |> Enum.map(fn {a, b} -> b - a end) |> List.to_tuple()
+  end
+
+  # --- changes ---------------------------------------------------------------------------
+
+  # One member moved from `old` ({key, set_index} or nil) to `new` ({key, set_index} or
+  # nil). Works out the edits in order, applies them to the counts, and fans out.
+  defp change(list, order, old, new) do
+    counts = counts(list)
+
+    {edits, counts, changed} =
+      case {old, new} do
+        {{ok, from}, {nk, to}} ->
+          og = group_index(order, ok)
+          ng = group_index(order, nk)
+
+          cond do
+            og == ng and from == to ->
+              # Same group, same place: the item changed in place.
+              {[{:update, position(from, og, counts), {:member, elem(nk, 3)}}], counts, []}
+
+            og == ng ->
+              # Moved within its group: the header stays as it is.
+              delete = {:delete, position(from, og, counts)}
+              {[delete, {:insert, position(to, ng, counts), {:member, elem(nk, 3)}}], counts, []}
+
+            true ->
+              {e1, counts, c1} = leave(order, counts, og, from)
+              {e2, counts, c2} = join(order, counts, ng, to, nk)
+              {e1 ++ e2, counts, c1 ++ c2}
+          end
+
+        {{ok, from}, nil} ->
+          leave(order, counts, group_index(order, ok), from)
+
+        {nil, {nk, to}} ->
+          join(order, counts, group_index(order, nk), to, nk)
+      end
+
+    :ets.insert(list.table, {:counts, counts})
+    fan_out(list, edits, changed, order, counts)
+  end
+
+  defp leave(order, counts, g, from) do
+    delete = {:delete, position(from, g, counts)}
+    counts = put_elem(counts, g, elem(counts, g) - 1)
+    c = elem(counts, g)
+    h = header_position(counts, g)
+    header = if c == 0, do: {:delete, h}, else: {:update, h, {:group, elem(order, g), c}}
+    {[delete, header], counts, [%{id: elem(order, g), count: c}]}
+  end
+
+  defp join(order, counts, g, to, key) do
+    counts = put_elem(counts, g, elem(counts, g) + 1)
+    c = elem(counts, g)
+    h = header_position(counts, g)
+
+    header =
+      if c == 1,
+        do: {:insert, h, {:group, elem(order, g), 1}},
+        else: {:update, h, {:group, elem(order, g), c}}
+
+    insert = {:insert, position(to, g, counts), {:member, elem(key, 3)}}
+    {[header, insert], counts, [%{id: elem(order, g), count: c}]}
+  end
+
+  # The ops for every subscriber whose ranges a list of edits touches.
+  defp fan_out(list, edits, changed, order, counts) do
+    lowest = edits |> Enum.map(&elem(&1, 1)) |> Enum.min()
+    size = total(counts) + nonempty_before(counts, tuple_size(counts))
+    fetch = fn p -> item_at(list, order, counts, p) end
+    groups_op = if changed == [], do: [], else: [{:groups, changed}]
+    collect(list.subs, :ets.next(list.subs, {lowest, -1}), edits, size, fetch, groups_op, %{}, [])
+  end
+
+  defp collect(_subs, :"$end_of_table", _edits, _size, _fetch, _groups, _cache, acc), do: acc
+
+  defp collect(subs, {last, _} = k, edits, size, fetch, groups_op, cache, acc) do
+    [{_, who, ranges}] = :ets.lookup(subs, k)
+    {ops, cache} = ops_for(ranges, last, edits, size, fetch, cache)
+    acc = if ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]
+    collect(subs, :ets.next(subs, k), edits, size, fetch, groups_op, cache, acc)
+  end
+
+  @doc false
+  # The ops that bring a client watching `ranges` (ending at `last`) through `edits`, then
+  # fill the positions that slid in from outside. Public for the tests' client model.
+  def ops_for(ranges, last, edits, size, fetch, cache) do
+    net =
+      Enum.reduce(edits, 0, fn
+        {:insert, _, _}, n -> n + 1
+        {:delete, _}, n -> n - 1
+        _, n -> n
+      end)
+
+    beyond = max(size, size - net)
+
+    if Enum.all?(ranges, &(&1.first >= beyond or unchanged?(&1, edits))) do
+      {[], cache}
+    else
+      window_ops(ranges, last, edits, size, fetch, cache)
+    end
+  end
+
+  # A range is unchanged when it lies past the end of the list before and after the edits, or
+  # when no edit lands inside it and the inserts and deletes above it cancel out (its items
+  # shift away and back).
+  defp unchanged?(%{first: a, last: b}, edits) do
+    Enum.reduce_while(edits, 0, fn
+      {_, i, _}, _shift when i >= a and i <= b -> {:halt, :touched}
+      {:insert, i, _}, shift when i < a -> {:cont, shift + 1}
+      {:delete, i}, shift when i < a -> {:cont, shift - 1}
+      {:delete, i}, _shift when i <= b -> {:halt, :touched}
+      _, shift -> {:cont, shift}
+    end) == 0
+  end
+
+  defp window_ops(ranges, last, edits, size, fetch, cache) do
+    {ops, holes} =
+      Enum.reduce(edits, {[], []}, fn
+        {:insert, i, item}, {ops, holes} when i <= last ->
+          holes = for(h <- holes, do: if(h >= i, do: h + 1, else: h)) |> inside(ranges)
+          new = for %{first: a} <- ranges, i < a, not inside?(a - 1, ranges), do: a
+          {[{:insert, i, item} | ops], Enum.uniq(new ++ holes)}
+
+        {:delete, i}, {ops, holes} when i <= last ->
+          holes = for(h <- holes, h != i, do: if(h > i, do: h - 1, else: h)) |> inside(ranges)
+          new = for %{last: b} <- ranges, i <= b, not inside?(b + 1, ranges), do: b
+          {[{:delete, i} | ops], Enum.uniq(new ++ holes)}
+
+        {:update, i, item}, {ops, holes} ->
+          if inside?(i, ranges) and i not in holes,
+            do: {[{:update, i, item} | ops], holes},
+            else: {ops, holes}
+
+        _, acc ->
+          acc
+      end)
+
+    {fills, cache} =
+      holes
+      |> Enum.filter(&(&1 < size))
+      |> Enum.sort()
+      |> Enum.map_reduce(cache, fn p, cache ->
+        case cache do
+          %{^p => item} ->
+            {{:update, p, item}, cache}
+
+          _ ->
+            item = fetch.(p)
+            {{:update, p, item}, Map.put(cache, p, item)}
+        end
+      end)
+
+    ops = Enum.reverse(ops, fills)
+    window = Enum.reduce(ranges, 0, &(Range.size(&1) + &2))
+
+    if length(ops) > window do
+      {for(r <- ranges, do: {:sync, r, Enum.map(r, fetch) |> Enum.reject(&is_nil/1)}), cache}
+    else
+      {ops, cache}
+    end
+  end
+
+  defp inside?(p, ranges), do: Enum.any?(ranges, &(p in &1))
+  defp inside(positions, ranges), do: Enum.filter(positions, &inside?(&1, ranges))
+
+  # The item at position p, or nil past the end.
+  defp item_at(list, order, counts, p) do
+    find_item(list, group_pairs(order, counts), p, 0, 0)
+  end
+
+  defp find_item(_list, [], _p, _pos, _before), do: nil
+  defp find_item(list, [{_, 0} | rest], p, pos, before), do: find_item(list, rest, p, pos, before)
+  defp find_item(_list, [{id, c} | _], p, p, _before), do: {:group, id, c}
+
+  defp find_item(list, [{_, c} | _], p, pos, before) when p <= pos + c,
+    do: {:member, elem(SortedSet.at(list.set, before + p - pos - 1), 3)}
+
+  defp find_item(list, [{_, c} | rest], p, pos, before),
+    do: find_item(list, rest, p, pos + c + 1, before + c)
+
+  defp elem_or(tuple, i) when i < tuple_size(tuple), do: elem(tuple, i)
+  defp elem_or(_tuple, _i), do: nil
+
+  # --- validation and subscriptions -------------------------------------------------------
+
+  defp owner!(list) do
+    if :ets.info(list.table, :owner) != self() do
+      raise ArgumentError,
+            "argument list: a member list is changed only by the process that created it"
+    end
+  end
+
+  defp validate_member!(%{id: _, name: name, roles: roles, status: status})
+       when is_binary(name) and is_list(roles) and is_atom(status),
+       do: :ok
+
+  defp validate_member!(other) do
+    raise ArgumentError,
+          "argument member: expected %{id: term, name: binary, roles: list, status: atom}, " <>
+            "got: #{inspect(other)}"
+  end
+
+  defp normalize_ranges!(ranges)
+       when is_list(ranges) and ranges != [] and length(ranges) <= @max_ranges do
+    ranges
+    |> Enum.map(fn
+      first..last//1 = r
+      when is_integer(first) and first >= 0 and last >= first and last - first < @max_range_length ->
+        r
+
+      other ->
+        raise ArgumentError,
+              "argument ranges: expected first..last ranges of at most #{@max_range_length} positions, got: #{inspect(other)}"
+    end)
+    |> Enum.sort()
+    |> check_disjoint!()
+  end
+
+  defp normalize_ranges!(other) do
+    raise ArgumentError,
+          "argument ranges: expected a list of 1 to #{@max_ranges} ranges, got: #{inspect(other)}"
+  end
+
+  defp check_disjoint!(ranges) do
+    ranges
+    |> Enum.chunk_every(2, 1, :discard)
+    |> Enum.each(fn [a, b] ->
+      if b.first <= a.last,
+        do: raise(ArgumentError, "argument ranges: ranges overlap: #{inspect(a)}, #{inspect(b)}")
+    end)
+
+    ranges
+  end
+
+  defp drop_subscription(list, subscriber) do
+    case :ets.lookup(list.table, {:sub, subscriber}) do
+      [{_, seq, ranges, last}] ->
+        :ets.delete(list.table, {:sub, subscriber})
+        :ets.delete(list.subs, {last, seq})
+        ranges
+
+      [] ->
+        []
+    end
+  end
+
+  defimpl Inspect do
+    def inspect(list, _opts) do
+      "#Strata.MemberList<size: #{Strata.MemberList.size(list)}>"
+    end
+  end
+end
