@@ -108,9 +108,9 @@ defmodule Strata.MemberList do
   #   {:member, id}    -> the member's key in the sorted set
   #   {:sub, who}      -> {seq, ranges, last} for each subscriber
   #   :seq             -> the last subscription sequence number
-  # and of `subs` (an ordered_set): {{last, seq}, who, ranges}, where `last` is the last
-  # position the subscriber watches: the subscribers a change at index i can affect are those
-  # from {i, -1} on.
+  # and of `subs` (an ordered_set of keys only): {{last, seq, who, ranges}}, where `last` is
+  # the last position the subscriber watches: the subscribers a change at index i can affect
+  # are those from {i, -1} on, and `:ets.next/2` alone walks them.
   #
   # Keys in the sorted set are {sort, downcased_name, id, member}; `sort` is -position for a
   # hoisted role (higher positions first), 1 for online, 2 for offline.
@@ -207,10 +207,11 @@ defmodule Strata.MemberList do
 
   defp subscribed_ranges(list, bound) do
     list.subs
-    |> :ets.select([{{{:"$1", :_}, :_, :"$2"}, [{:>=, :"$1", bound}], [:"$2"]}])
+    |> :ets.select([{{{:"$1", :_, :_, :"$2"}}, [{:>=, :"$1", bound}], [:"$2"]}])
     |> List.flatten()
-    |> Enum.filter(&(&1.last >= bound))
+    |> Enum.filter(fn {_, b} -> b >= bound end)
     |> Enum.uniq()
+    |> Enum.map(fn {a, b} -> a..b end)
   end
 
   # A SYNC for every watched range (ending at or after `bound`) whose items changed.
@@ -218,11 +219,12 @@ defmodule Strata.MemberList do
     after_ = Map.new(before, fn {r, _} -> {r, slice(list, r)} end)
 
     list.subs
-    |> :ets.select([{{{:"$1", :_}, :"$2", :"$3"}, [{:>=, :"$1", bound}], [{{:"$2", :"$3"}}]}])
-    |> Enum.flat_map(fn {who, ranges} ->
+    |> :ets.select([{{{:"$1", :_, :"$2", :"$3"}}, [{:>=, :"$1", bound}], [{{:"$2", :"$3"}}]}])
+    |> Enum.flat_map(fn {who, spans} ->
       syncs =
-        for r <- ranges,
-            r.last >= bound,
+        for {a, b} <- spans,
+            r = a..b,
+            b >= bound,
             :erlang.phash2(after_[r]) != before[r],
             do: {:sync, r, after_[r]}
 
@@ -312,9 +314,10 @@ defmodule Strata.MemberList do
     ranges = normalize_ranges!(ranges)
     old = drop_subscription(list, subscriber)
     seq = :ets.update_counter(list.table, :seq, 1)
-    last = ranges |> List.last() |> Map.fetch!(:last)
-    :ets.insert(list.table, {{:sub, subscriber}, seq, ranges, last})
-    :ets.insert(list.subs, {{last, seq}, subscriber, ranges})
+    spans = for r <- ranges, do: {r.first, r.last}
+    {_, last} = List.last(spans)
+    :ets.insert(list.table, {{:sub, subscriber}, seq, spans, last})
+    :ets.insert(list.subs, {{last, seq, subscriber, spans}})
 
     invalidate = for r <- old, r not in ranges, do: {:invalidate, r}
     syncs = for r <- ranges, do: {:sync, r, slice(list, r)}
@@ -599,68 +602,66 @@ defmodule Strata.MemberList do
   defp fan_out(list, edits, changed, order, counts) do
     lowest = edits |> Enum.map(&elem(&1, 1)) |> Enum.min()
     size = total(counts) + nonempty_before(counts, tuple_size(counts))
-    fetch = fn p -> item_at(list, order, counts, p) end
+    pairs = group_pairs(order, counts)
+    fetch = fn p -> find_item(list, pairs, p, 0, 0) end
     groups_op = if changed == [], do: [], else: [{:groups, changed}]
-    collect(list.subs, :ets.next(list.subs, {lowest, -1}), edits, size, fetch, groups_op, %{}, [])
-  end
 
-  defp collect(_subs, :"$end_of_table", _edits, _size, _fetch, _groups, _cache, acc), do: acc
-
-  defp collect(subs, {last, _} = k, edits, size, fetch, groups_op, cache, acc) do
-    [{_, who, ranges}] = :ets.lookup(subs, k)
-    {ops, cache} = ops_for(ranges, last, edits, size, fetch, cache)
-    acc = if ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]
-    collect(subs, :ets.next(subs, k), edits, size, fetch, groups_op, cache, acc)
-  end
-
-  @doc false
-  # The ops that bring a client watching `ranges` (ending at `last`) through `edits`, then
-  # fill the positions that slid in from outside. Public for the tests' client model.
-  def ops_for(ranges, last, edits, size, fetch, cache) do
     net =
-      Enum.reduce(edits, 0, fn
-        {:insert, _, _}, n -> n + 1
-        {:delete, _}, n -> n - 1
-        _, n -> n
-      end)
+      Enum.count(edits, &(elem(&1, 0) == :insert)) - Enum.count(edits, &(elem(&1, 0) == :delete))
 
-    beyond = max(size, size - net)
+    ctx = {edits, size, max(size, size - net), fetch, groups_op}
+    collect(list.subs, :ets.next(list.subs, {lowest, -1}), ctx, %{}, [])
+  end
 
-    if Enum.all?(ranges, &(&1.first >= beyond or unchanged?(&1, edits))) do
+  defp collect(_subs, :"$end_of_table", _ctx, _cache, acc), do: acc
+
+  defp collect(subs, {last, _, who, spans} = k, ctx, cache, acc) do
+    {edits, size, beyond, fetch, groups_op} = ctx
+    {ops, cache} = ops_for(spans, last, edits, size, beyond, fetch, cache)
+    acc = if ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]
+    collect(subs, :ets.next(subs, k), ctx, cache, acc)
+  end
+
+  # The ops that bring a client watching `spans` ({first, last} pairs, ascending, ending at
+  # `last`) through `edits`, then fill the positions that slid in from outside. Ranges that
+  # start at or after `beyond` lie past the end of the list before and after the edits.
+  defp ops_for(spans, last, edits, size, beyond, fetch, cache) do
+    if Enum.all?(spans, fn {a, _} = span -> a >= beyond or unchanged?(span, edits, 0) end) do
       {[], cache}
     else
-      window_ops(ranges, last, edits, size, fetch, cache)
+      window_ops(spans, last, edits, size, fetch, cache)
     end
   end
 
-  # A range is unchanged when it lies past the end of the list before and after the edits, or
-  # when no edit lands inside it and the inserts and deletes above it cancel out (its items
-  # shift away and back).
-  defp unchanged?(%{first: a, last: b}, edits) do
-    Enum.reduce_while(edits, 0, fn
-      {_, i, _}, _shift when i >= a and i <= b -> {:halt, :touched}
-      {:insert, i, _}, shift when i < a -> {:cont, shift + 1}
-      {:delete, i}, shift when i < a -> {:cont, shift - 1}
-      {:delete, i}, _shift when i <= b -> {:halt, :touched}
-      _, shift -> {:cont, shift}
-    end) == 0
-  end
+  # A range is unchanged when no edit lands inside it and the inserts and deletes above it
+  # cancel out (its items shift away and back).
+  defp unchanged?(_span, [], shift), do: shift == 0
+  defp unchanged?({a, b}, [{_, i, _} | _], _) when i >= a and i <= b, do: false
+  defp unchanged?({a, b}, [{:delete, i} | _], _) when i >= a and i <= b, do: false
 
-  defp window_ops(ranges, last, edits, size, fetch, cache) do
+  defp unchanged?({a, _} = s, [{:insert, i, _} | rest], n) when i < a,
+    do: unchanged?(s, rest, n + 1)
+
+  defp unchanged?({a, _} = s, [{:delete, i} | rest], n) when i < a, do: unchanged?(s, rest, n - 1)
+  defp unchanged?(span, [_ | rest], n), do: unchanged?(span, rest, n)
+
+  defp window_ops(spans, last, edits, size, fetch, cache) do
     {ops, holes} =
       Enum.reduce(edits, {[], []}, fn
         {:insert, i, item}, {ops, holes} when i <= last ->
-          holes = for(h <- holes, do: if(h >= i, do: h + 1, else: h)) |> inside(ranges)
-          new = for %{first: a} <- ranges, i < a, not inside?(a - 1, ranges), do: a
+          holes = for h <- holes, h = if(h >= i, do: h + 1, else: h), inside?(h, spans), do: h
+          new = for {a, _} <- spans, i < a, not inside?(a - 1, spans), do: a
           {[{:insert, i, item} | ops], Enum.uniq(new ++ holes)}
 
         {:delete, i}, {ops, holes} when i <= last ->
-          holes = for(h <- holes, h != i, do: if(h > i, do: h - 1, else: h)) |> inside(ranges)
-          new = for %{last: b} <- ranges, i <= b, not inside?(b + 1, ranges), do: b
+          holes =
+            for h <- holes, h != i, h = if(h > i, do: h - 1, else: h), inside?(h, spans), do: h
+
+          new = for {_, b} <- spans, i <= b, not inside?(b + 1, spans), do: b
           {[{:delete, i} | ops], Enum.uniq(new ++ holes)}
 
         {:update, i, item}, {ops, holes} ->
-          if inside?(i, ranges) and i not in holes,
+          if inside?(i, spans) and i not in holes,
             do: {[{:update, i, item} | ops], holes},
             else: {ops, holes}
 
@@ -684,23 +685,23 @@ defmodule Strata.MemberList do
       end)
 
     ops = Enum.reverse(ops, fills)
-    window = Enum.reduce(ranges, 0, &(Range.size(&1) + &2))
 
-    if length(ops) > window do
-      {for(r <- ranges, do: {:sync, r, Enum.map(r, fetch) |> Enum.reject(&is_nil/1)}), cache}
+    # One SYNC per range when that sends fewer items than the single ops.
+    if length(ops) > Enum.reduce(spans, 0, fn {a, b}, n -> n + b - a + 1 end) do
+      syncs =
+        for {a, b} <- spans, do: {:sync, a..b, a..b |> Enum.map(fetch) |> Enum.reject(&is_nil/1)}
+
+      {syncs, cache}
     else
       {ops, cache}
     end
   end
 
-  defp inside?(p, ranges), do: Enum.any?(ranges, &(p in &1))
-  defp inside(positions, ranges), do: Enum.filter(positions, &inside?(&1, ranges))
+  defp inside?(_p, []), do: false
+  defp inside?(p, [{a, b} | _]) when p >= a and p <= b, do: true
+  defp inside?(p, [_ | rest]), do: inside?(p, rest)
 
   # The item at position p, or nil past the end.
-  defp item_at(list, order, counts, p) do
-    find_item(list, group_pairs(order, counts), p, 0, 0)
-  end
-
   defp find_item(_list, [], _p, _pos, _before), do: nil
   defp find_item(list, [{_, 0} | rest], p, pos, before), do: find_item(list, rest, p, pos, before)
   defp find_item(_list, [{id, c} | _], p, p, _before), do: {:group, id, c}
@@ -767,10 +768,10 @@ defmodule Strata.MemberList do
 
   defp drop_subscription(list, subscriber) do
     case :ets.lookup(list.table, {:sub, subscriber}) do
-      [{_, seq, ranges, last}] ->
+      [{_, seq, spans, last}] ->
         :ets.delete(list.table, {:sub, subscriber})
-        :ets.delete(list.subs, {last, seq})
-        ranges
+        :ets.delete(list.subs, {last, seq, subscriber, spans})
+        for {a, b} <- spans, do: a..b
 
       [] ->
         []
