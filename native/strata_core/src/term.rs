@@ -16,6 +16,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::OnceLock;
 
 use num_bigint::BigInt;
@@ -33,6 +34,9 @@ pub struct Atom(&'static AtomName); // a thin pointer keeps `Term` at 16 bytes
 
 struct AtomName {
     name: Box<str>,
+    /// An opaque word the embedding runtime may attach (the NIF layer keeps the VM's own
+    /// term for the atom here, so that encoding needs no table lookup).
+    host_tag: AtomicUsize,
 }
 
 fn atom_table() -> &'static RwLock<HashMap<&'static str, Atom>> {
@@ -50,7 +54,10 @@ impl Atom {
         if let Some(atom) = table.get(name) {
             return *atom;
         }
-        let leaked: &'static AtomName = Box::leak(Box::new(AtomName { name: name.into() }));
+        let leaked: &'static AtomName = Box::leak(Box::new(AtomName {
+            name: name.into(),
+            host_tag: AtomicUsize::new(0),
+        }));
         let atom = Atom(leaked);
         table.insert(&leaked.name, atom);
         atom
@@ -59,6 +66,16 @@ impl Atom {
     /// The atom's name.
     pub fn name(self) -> &'static str {
         &self.0.name
+    }
+
+    /// The word attached with [`Atom::set_host_tag`], or 0.
+    pub fn host_tag(self) -> usize {
+        self.0.host_tag.load(AtomicOrdering::Relaxed)
+    }
+
+    /// Attaches an opaque word to the atom, for the embedding runtime.
+    pub fn set_host_tag(self, tag: usize) {
+        self.0.host_tag.store(tag, AtomicOrdering::Relaxed);
     }
 }
 

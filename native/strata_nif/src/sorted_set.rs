@@ -1,7 +1,11 @@
 //! NIFs behind `Strata.SortedSet` (prefix `sorted_set_`).
 //!
-//! Every NIF decodes and validates its arguments before it takes the lock, holds the lock
-//! only for the core operation, and encodes results after releasing it.
+//! Every NIF decodes and validates its arguments before it takes the lock and holds the
+//! lock only for the core operation. Results are encoded after the lock is released, except
+//! for `slice` and `range`, which encode while holding the *read* lock: copying the items out
+//! first cost as much as encoding them (100 member-list items: 55 µs copied, 32 µs not).
+//! Readers are never blocked by that, and a writer waits for at most one read of at most
+//! `MAX_READ` items (the Elixir side reads 1000 at a time).
 
 use parking_lot::RwLock;
 use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
@@ -214,8 +218,8 @@ fn sorted_set_slice<'a>(
     let set = handle(set)?;
     let start = count(start, "start")?;
     let amount = read_limit(amount, "amount")?;
-    let items: Vec<Value> = set.set.read().slice(start, amount).cloned().collect();
-    Ok(encode_list(env, items.iter()))
+    let guard = set.set.read();
+    Ok(encode_list(env, guard.slice(start, amount)))
 }
 
 fn read_limit(term: Term, name: &str) -> NifResult<usize> {
@@ -281,14 +285,11 @@ fn sorted_set_range<'a>(
     let min = OwnedBound::decode(min, "min")?;
     let max = OwnedBound::decode(max, "max")?;
     let limit = read_limit(limit, "limit")?;
-    let items: Vec<Value> = set
-        .set
-        .read()
-        .range(min.as_bound(), max.as_bound())
-        .take(limit)
-        .cloned()
-        .collect();
-    Ok(encode_list(env, items.iter()))
+    let guard = set.set.read();
+    Ok(encode_list(
+        env,
+        guard.range(min.as_bound(), max.as_bound()).take(limit),
+    ))
 }
 
 #[rustler::nif]

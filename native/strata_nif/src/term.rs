@@ -5,7 +5,10 @@ use std::sync::OnceLock;
 
 use num_bigint::BigInt;
 use parking_lot::RwLock;
-use rustler::types::tuple::{get_tuple, make_tuple};
+use std::ffi::c_uint;
+
+use rustler::sys::{self, ErlNifTerm};
+use rustler::types::tuple::get_tuple;
 use rustler::{Binary, Encoder, Env, Error, MapIterator, NewBinary, Term, TermType};
 use strata_core::term::Atom;
 use strata_core::Term as Value;
@@ -16,20 +19,11 @@ use crate::error::bad_arg;
 pub const MAX_DEPTH: usize = 256;
 
 /// Atoms are immediate, VM-global and never freed, so a raw atom term identifies its atom
-/// for the life of the VM: both directions are cached.
-#[derive(Default)]
-struct AtomCache {
-    by_term: HashMap<rustler::sys::ErlNifTerm, Atom>,
-    by_atom: HashMap<usize, rustler::sys::ErlNifTerm>,
-}
-
-fn atom_cache() -> &'static RwLock<AtomCache> {
-    static CACHE: OnceLock<RwLock<AtomCache>> = OnceLock::new();
+/// for the life of the VM. Decoding looks atoms up here; encoding uses the term kept in the
+/// atom's host tag.
+fn atom_cache() -> &'static RwLock<HashMap<ErlNifTerm, Atom>> {
+    static CACHE: OnceLock<RwLock<HashMap<ErlNifTerm, Atom>>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
-}
-
-fn atom_key(atom: Atom) -> usize {
-    atom.name().as_ptr() as usize
 }
 
 /// Decodes argument `name` into an owned value, or raises `ArgumentError` naming the
@@ -117,7 +111,7 @@ fn decode_at(term: Term, depth: usize) -> Result<Value, &'static str> {
 
 fn decode_atom(term: Term) -> Option<Value> {
     let raw = term.as_c_arg();
-    if let Some(atom) = atom_cache().read().by_term.get(&raw) {
+    if let Some(atom) = atom_cache().read().get(&raw) {
         return Some(Value::Atom(*atom));
     }
     // The latin-1 interface fails for code points above 255 on OTP 25.
@@ -126,9 +120,9 @@ fn decode_atom(term: Term) -> Option<Value> {
         Err(_) => utf8_atom_name(term)?,
     };
     let atom = Atom::intern(&name);
-    let mut cache = atom_cache().write();
-    cache.by_term.insert(raw, atom);
-    cache.by_atom.insert(atom_key(atom), raw);
+    // SAFETY: a word-sized transparent wrapper (see `encode_atom`).
+    atom.set_host_tag(unsafe { std::mem::transmute::<ErlNifTerm, usize>(raw) });
+    atom_cache().write().insert(raw, atom);
     Some(Value::Atom(atom))
 }
 
@@ -151,52 +145,120 @@ fn utf8_atom_name(term: Term) -> Option<String> {
 
 /// Encodes a stored value back into a term.
 pub fn encode<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
-    match value {
-        Value::Int(i) => i.encode(env),
-        Value::BigInt(b) => b.as_ref().encode(env),
-        Value::Float(f) => f.encode(env),
-        Value::Atom(atom) => encode_atom(env, *atom),
-        Value::SmallBinary(_) | Value::Binary(..) => {
-            let bytes = value.as_binary().unwrap_or_default();
-            let mut bin = NewBinary::new(env, bytes.len());
-            bin.as_mut_slice().copy_from_slice(bytes);
-            bin.into()
-        }
-        Value::Tuple(_, items) => {
-            let terms: Vec<Term> = items.iter().map(|v| encode(env, v)).collect();
-            make_tuple(env, &terms)
-        }
-        Value::List(_, items) => {
-            let terms: Vec<Term> = items.iter().map(|v| encode(env, v)).collect();
-            terms.encode(env)
-        }
-        Value::Map(_, pairs) => {
-            let keys: Vec<Term> = pairs.iter().map(|(k, _)| encode(env, k)).collect();
-            let values: Vec<Term> = pairs.iter().map(|(_, v)| encode(env, v)).collect();
-            Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| Term::map_new(env))
-        }
-    }
+    // SAFETY: every raw term below is made in `env` and lives as long as `env`.
+    unsafe { Term::new(env, encode_raw(env, value)) }
 }
 
 /// Encodes values as a list.
 pub fn encode_list<'a, 'v>(env: Env<'a>, values: impl Iterator<Item = &'v Value>) -> Term<'a> {
-    let terms: Vec<Term> = values.map(|v| encode(env, v)).collect();
-    terms.encode(env)
+    let raw: Vec<ErlNifTerm> = values.map(|v| encode_raw(env, v)).collect();
+    // SAFETY: `raw` holds terms of `env`; the array is read, not kept.
+    unsafe { Term::new(env, make_list(env, &raw)) }
+}
+
+/// Terms of a tuple, list or map of up to this many elements are gathered on the stack.
+const STACK_ELEMENTS: usize = 8;
+
+/// Encodes `items` into a buffer (on the stack when short) and hands it to `make`.
+fn with_encoded<F>(
+    env: Env,
+    items: impl ExactSizeIterator<Item = ErlNifTerm>,
+    make: F,
+) -> ErlNifTerm
+where
+    F: FnOnce(&[ErlNifTerm]) -> ErlNifTerm,
+{
+    let n = items.len();
+    if n <= STACK_ELEMENTS {
+        let mut buf = [ErlNifTerm::default(); STACK_ELEMENTS];
+        for (slot, t) in buf.iter_mut().zip(items) {
+            *slot = t;
+        }
+        make(&buf[..n])
+    } else {
+        let _ = env;
+        make(&items.collect::<Vec<_>>())
+    }
+}
+
+fn make_list(env: Env, terms: &[ErlNifTerm]) -> ErlNifTerm {
+    // SAFETY: `terms` is a valid array of `terms.len()` terms of `env`.
+    unsafe { sys::enif_make_list_from_array(env.as_c_arg(), terms.as_ptr(), terms.len() as c_uint) }
+}
+
+fn encode_raw(env: Env, value: &Value) -> ErlNifTerm {
+    match value {
+        Value::Int(i) => i.encode(env).as_c_arg(),
+        Value::BigInt(b) => b.as_ref().encode(env).as_c_arg(),
+        Value::Float(f) => f.encode(env).as_c_arg(),
+        Value::Atom(atom) => encode_atom(env, *atom).as_c_arg(),
+        Value::SmallBinary(_) | Value::Binary(..) => {
+            let bytes = value.as_binary().unwrap_or_default();
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(bytes);
+            Term::from(bin).as_c_arg()
+        }
+        Value::Tuple(_, items) => {
+            with_encoded(env, items.iter().map(|v| encode_raw(env, v)), |terms| {
+                // SAFETY: as in `make_list`.
+                unsafe {
+                    sys::enif_make_tuple_from_array(
+                        env.as_c_arg(),
+                        terms.as_ptr(),
+                        terms.len() as c_uint,
+                    )
+                }
+            })
+        }
+        Value::List(_, items) => {
+            with_encoded(env, items.iter().map(|v| encode_raw(env, v)), |terms| {
+                make_list(env, terms)
+            })
+        }
+        Value::Map(_, pairs) => {
+            let keys: Vec<ErlNifTerm> = pairs.iter().map(|(k, _)| encode_raw(env, k)).collect();
+            with_encoded(
+                env,
+                pairs.iter().map(|(_, v)| encode_raw(env, v)),
+                |values| {
+                    let mut map = ErlNifTerm::default();
+                    // SAFETY: `keys` and `values` are arrays of `values.len()` terms of `env`; the
+                    // keys are distinct, so the call succeeds and writes `map`.
+                    let ok = unsafe {
+                        sys::enif_make_map_from_arrays(
+                            env.as_c_arg(),
+                            keys.as_ptr(),
+                            values.as_ptr(),
+                            values.len(),
+                            &mut map,
+                        )
+                    };
+                    if ok == 0 {
+                        Term::map_new(env).as_c_arg()
+                    } else {
+                        map
+                    }
+                },
+            )
+        }
+    }
 }
 
 fn encode_atom(env: Env, atom: Atom) -> Term {
-    if let Some(raw) = atom_cache().read().by_atom.get(&atom_key(atom)) {
-        // SAFETY: `raw` was read from an atom term of this VM; atoms are immediate values,
-        // valid in every environment and never freed.
-        return unsafe { Term::new(env, *raw) };
+    let tag = atom.host_tag();
+    if tag != 0 {
+        // SAFETY: the tag is an atom term of this VM (set below); atoms are immediate
+        // values, valid in every environment and never freed. `ErlNifTerm` is a transparent
+        // wrapper of a machine word.
+        return unsafe { Term::new(env, std::mem::transmute::<usize, ErlNifTerm>(tag)) };
     }
     let term = match rustler::Atom::from_str(env, atom.name()) {
         Ok(a) => a.encode(env),
         Err(_) => utf8_atom_term(env, atom.name()),
     };
-    let mut cache = atom_cache().write();
-    cache.by_atom.insert(atom_key(atom), term.as_c_arg());
-    cache.by_term.insert(term.as_c_arg(), atom);
+    // SAFETY: as above, a word-sized transparent wrapper.
+    atom.set_host_tag(unsafe { std::mem::transmute::<ErlNifTerm, usize>(term.as_c_arg()) });
+    atom_cache().write().insert(term.as_c_arg(), atom);
     term
 }
 
