@@ -47,11 +47,16 @@ defmodule MemberListBench do
     IO.puts("Built two lists by upserts in #{round(ms)} ms; #{size} rows.\n")
 
     # Subscribe: [0, 99] plus a random range of 100.
-    subscribe_times =
-      for s <- 1..subscribers do
+    sub_ranges =
+      for _ <- 1..subscribers do
         start = :rand.uniform(div(size, 100) - 1) * 100
+        [0..99, start..(start + 99)]
+      end
+
+    subscribe_times =
+      for {ranges, s} <- Enum.with_index(sub_ranges) do
         t0 = :erlang.monotonic_time(:nanosecond)
-        MemberList.subscribe(list, s, [0..99, start..(start + 99)])
+        MemberList.subscribe(list, s, ranges)
         :erlang.monotonic_time(:nanosecond) - t0
       end
 
@@ -81,10 +86,6 @@ defmodule MemberListBench do
     full = run.(list)
 
     # The naive way: after a mutation, every subscriber's windows are sliced again.
-    ranges =
-      for s <- 1..subscribers,
-          do: [0..99, (:rand.uniform(div(size, 100) - 1) * 100) |> then(&(&1..(&1 + 99)))]
-
     naive_samples = min(5, mutations)
 
     naive =
@@ -92,7 +93,7 @@ defmodule MemberListBench do
         {us, _} =
           :timer.tc(fn ->
             apply_op(bare, op)
-            Enum.each(ranges, fn rs -> Enum.each(rs, &MemberList.slice(bare, &1)) end)
+            Enum.each(sub_ranges, fn rs -> Enum.each(rs, &MemberList.slice(bare, &1)) end)
           end)
 
         us * 1000

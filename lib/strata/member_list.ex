@@ -646,54 +646,159 @@ defmodule Strata.MemberList do
   defp unchanged?(span, [_ | rest], n), do: unchanged?(span, rest, n)
 
   defp window_ops(spans, last, edits, size, fetch, cache) do
-    {ops, holes} =
-      Enum.reduce(edits, {[], []}, fn
-        {:insert, i, item}, {ops, holes} when i <= last ->
-          holes = for h <- holes, h = if(h >= i, do: h + 1, else: h), inside?(h, spans), do: h
-          new = for {a, _} <- spans, i < a, not inside?(a - 1, spans), do: a
-          {[{:insert, i, item} | ops], Enum.uniq(new ++ holes)}
-
-        {:delete, i}, {ops, holes} when i <= last ->
-          holes =
-            for h <- holes, h != i, h = if(h > i, do: h - 1, else: h), inside?(h, spans), do: h
-
-          new = for {_, b} <- spans, i <= b, not inside?(b + 1, spans), do: b
-          {[{:delete, i} | ops], Enum.uniq(new ++ holes)}
-
-        {:update, i, item}, {ops, holes} ->
-          if inside?(i, spans) and i not in holes,
-            do: {[{:update, i, item} | ops], holes},
-            else: {ops, holes}
-
-        _, acc ->
-          acc
+    size_before =
+      Enum.reduce(edits, size, fn
+        {:insert, _, _}, n -> n - 1
+        {:delete, _}, n -> n + 1
+        _, n -> n
       end)
 
-    {fills, cache} =
-      holes
-      |> Enum.filter(&(&1 < size))
-      |> Enum.sort()
-      |> Enum.map_reduce(cache, fn p, cache ->
-        case cache do
-          %{^p => item} ->
-            {{:update, p, item}, cache}
+    {ops, holes} = replay(edits, spans, last, size_before, [], [])
+    {fills, cache} = fill(Enum.sort(holes), size, fetch, cache, [])
+    ops = :lists.reverse(ops, fills)
+    count = length(ops)
 
-          _ ->
-            item = fetch.(p)
-            {{:update, p, item}, Map.put(cache, p, item)}
-        end
-      end)
-
-    ops = Enum.reverse(ops, fills)
-
-    # One SYNC per range when that sends fewer items than the single ops.
-    if length(ops) > Enum.reduce(spans, 0, fn {a, b}, n -> n + b - a + 1 end) do
-      syncs =
-        for {a, b} <- spans, do: {:sync, a..b, a..b |> Enum.map(fetch) |> Enum.reject(&is_nil/1)}
-
-      {syncs, cache}
-    else
+    # Replaying the edits is usually the fewest ops (a shift of a whole window is one op).
+    # When it might send more ops than there are changed positions, count those exactly and
+    # send one update per changed position, or one SYNC per range, if that is fewer.
+    if count <= 1 or count <= changed_lower_bound(spans, edits, size_before, size) do
       {ops, cache}
+    else
+      changed = Enum.flat_map(spans, &changed_positions(&1, edits, size_before, size))
+      window = Enum.reduce(spans, 0, fn {a, b}, n -> n + b - a + 1 end)
+
+      cond do
+        length(changed) >= count and count <= window ->
+          {ops, cache}
+
+        length(changed) <= window ->
+          # Positions past the new end are emptied from the top down, so that no delete
+          # shifts another held position.
+          {updates, cache} = fill(changed, size, fetch, cache, [])
+          deletes = for p <- Enum.reverse(changed), p >= size, do: {:delete, p}
+          {updates ++ deletes, cache}
+
+        true ->
+          syncs =
+            for {a, b} <- spans,
+                do: {:sync, a..b, a..b |> Enum.map(fetch) |> Enum.reject(&is_nil/1)}
+
+          {syncs, cache}
+      end
+    end
+  end
+
+  # A cheap lower bound of the positions whose item changes: every held position of a range
+  # whose items all shift (no edit inside it), or one position of a range an edit lands in.
+  defp changed_lower_bound(spans, edits, before, after_) do
+    Enum.reduce(spans, 0, fn {a, b}, n ->
+      held = min(b, max(before, after_) - 1) - a + 1
+
+      cond do
+        held <= 0 -> n
+        Enum.any?(edits, &(elem(&1, 1) >= a and elem(&1, 1) <= b)) -> n + 1
+        net_shift_above(a, edits, 0) != 0 -> n + held
+        true -> n
+      end
+    end)
+  end
+
+  defp net_shift_above(_a, [], n), do: n
+
+  defp net_shift_above(a, [{:insert, i, _} | rest], n) when i < a,
+    do: net_shift_above(a, rest, n + 1)
+
+  defp net_shift_above(a, [{:delete, i} | rest], n) when i < a,
+    do: net_shift_above(a, rest, n - 1)
+
+  defp net_shift_above(a, [_ | rest], n), do: net_shift_above(a, rest, n)
+
+  # The positions of a range whose item differs after the edits: each position is traced
+  # back through the edits to where its item was before them (or to no item).
+  defp changed_positions({a, b}, edits, before, after_) do
+    backwards = Enum.reverse(edits)
+
+    for p <- a..b,
+        p < before or p < after_,
+        p >= after_ or p >= before or origin(p, backwards) != p,
+        do: p
+  end
+
+  defp origin(p, []), do: p
+  defp origin(p, [{:update, p, _} | _]), do: :new
+  defp origin(p, [{:insert, p, _} | _]), do: :new
+  defp origin(p, [{:insert, i, _} | rest]) when p > i, do: origin(p - 1, rest)
+  defp origin(p, [{:delete, i} | rest]) when p >= i, do: origin(p + 1, rest)
+  defp origin(p, [_ | rest]), do: origin(p, rest)
+
+  # Replays the edits on the client's ranges: which ops to send (reversed) and which held
+  # positions are holes, their item having slid in from outside the ranges. `n` is the size
+  # of the list before each edit. An insert or delete that lands outside the ranges with no
+  # held position after it changes nothing the client shows, and is not sent.
+  defp replay([], _spans, _last, _n, ops, holes), do: {ops, holes}
+
+  defp replay([{:insert, i, _} = op | rest], spans, last, n, ops, holes) when i <= last do
+    ops = if visible?(spans, i, n), do: [op | ops], else: ops
+    holes = for h <- holes, h = if(h >= i, do: h + 1, else: h), inside?(h, spans), do: h
+    holes = opened(spans, spans, i, :insert, holes)
+    replay(rest, spans, last, n + 1, ops, holes)
+  end
+
+  defp replay([{:delete, i} = op | rest], spans, last, n, ops, holes) when i <= last do
+    ops = if visible?(spans, i, n), do: [op | ops], else: ops
+    holes = for h <- holes, h != i, h = if(h > i, do: h - 1, else: h), inside?(h, spans), do: h
+    holes = opened(spans, spans, i, :delete, holes)
+    replay(rest, spans, last, n - 1, ops, holes)
+  end
+
+  defp replay([{:update, i, _} = op | rest], spans, last, n, ops, holes) do
+    if inside?(i, spans) and not :lists.member(i, holes),
+      do: replay(rest, spans, last, n, [op | ops], holes),
+      else: replay(rest, spans, last, n, ops, holes)
+  end
+
+  defp replay([{:insert, _, _} | rest], spans, last, n, ops, holes),
+    do: replay(rest, spans, last, n + 1, ops, holes)
+
+  defp replay([{:delete, _} | rest], spans, last, n, ops, holes),
+    do: replay(rest, spans, last, n - 1, ops, holes)
+
+  # Whether an edit at i, in a list of n items, lands inside a range or before a held item.
+  defp visible?([], _i, _n), do: false
+  defp visible?([{a, b} | _], i, _n) when i >= a and i <= b, do: true
+  # Some held position p (a <= p <= b, p < n) lies at or after i.
+  defp visible?([{a, b} | _], i, n) when i <= b and a < n and i < n, do: true
+  defp visible?([_ | rest], i, n), do: visible?(rest, i, n)
+
+  # The positions an insert or delete at i opens to items from outside: an insert above a
+  # range pulls in the item above its first position; a delete at or above a range's end
+  # pulls in the item below its last position (unless a neighbouring range holds it).
+  defp opened([], _spans, _i, _kind, holes), do: holes
+
+  defp opened([{a, _} | rest], spans, i, :insert, holes) when i < a do
+    holes = if inside?(a - 1, spans) or :lists.member(a, holes), do: holes, else: [a | holes]
+    opened(rest, spans, i, :insert, holes)
+  end
+
+  defp opened([{_, b} | rest], spans, i, :delete, holes) when i <= b do
+    holes = if inside?(b + 1, spans) or :lists.member(b, holes), do: holes, else: [b | holes]
+    opened(rest, spans, i, :delete, holes)
+  end
+
+  defp opened([_ | rest], spans, i, kind, holes), do: opened(rest, spans, i, kind, holes)
+
+  # An update for each hole inside the list, its item fetched once per mutation.
+  defp fill([], _size, _fetch, cache, acc), do: {:lists.reverse(acc), cache}
+  defp fill([p | _], size, _fetch, cache, acc) when p >= size, do: {:lists.reverse(acc), cache}
+
+  defp fill([p | rest], size, fetch, cache, acc) do
+    case cache do
+      %{^p => item} ->
+        fill(rest, size, fetch, cache, [{:update, p, item} | acc])
+
+      _ ->
+        item = fetch.(p)
+        fill(rest, size, fetch, Map.put(cache, p, item), [{:update, p, item} | acc])
     end
   end
 
