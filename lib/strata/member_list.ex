@@ -116,6 +116,7 @@ defmodule Strata.MemberList do
   # hoisted role (higher positions first), 1 for online, 2 for offline.
   @online_sort 1
   @offline_sort 2
+  @pending :"$strata_pending"
 
   @doc """
   Creates an empty member list owned by the calling process.
@@ -602,16 +603,69 @@ defmodule Strata.MemberList do
   defp fan_out(list, edits, changed, order, counts) do
     lowest = edits |> Enum.map(&elem(&1, 1)) |> Enum.min()
     size = total(counts) + nonempty_before(counts, tuple_size(counts))
-    pairs = group_pairs(order, counts)
-    fetch = fn p -> find_item(list, pairs, p, 0, 0) end
+    # Items that slid into windows are first noted as placeholders, then fetched together.
+    fetch = fn p -> if p < size, do: {@pending, p} end
     groups_op = if changed == [], do: [], else: [{:groups, changed}]
 
     net =
       Enum.count(edits, &(elem(&1, 0) == :insert)) - Enum.count(edits, &(elem(&1, 0) == :delete))
 
     ctx = {edits, size, max(size, size - net), fetch, groups_op}
-    collect(list.subs, :ets.next(list.subs, {lowest, -1}), ctx, %{}, [])
+    changes = collect(list.subs, :ets.next(list.subs, {lowest, -1}), ctx, %{}, [])
+    resolve(list, group_pairs(order, counts), changes)
   end
+
+  # Replaces the placeholders in `changes` by the items, looked up in one native call.
+  defp resolve(_list, _pairs, []), do: []
+
+  defp resolve(list, pairs, changes) do
+    wanted = for {_, ops} <- changes, op <- ops, {@pending, p} <- pending(op), uniq: true, do: p
+
+    items = Map.new(Enum.zip(wanted, items_at(list, pairs, wanted)))
+
+    if items == %{} do
+      changes
+    else
+      for {who, ops} <- changes, do: {who, Enum.map(ops, &fill_in(&1, items))}
+    end
+  end
+
+  defp pending({:update, _, {@pending, _} = p}), do: [p]
+  defp pending({:sync, _, items}), do: Enum.filter(items, &match?({@pending, _}, &1))
+  defp pending(_op), do: []
+
+  defp fill_in({:update, p, {@pending, _}}, items), do: {:update, p, Map.fetch!(items, p)}
+
+  defp fill_in({:sync, r, list}, items),
+    do:
+      {:sync, r,
+       Enum.map(list, fn
+         {@pending, p} -> Map.fetch!(items, p)
+         item -> item
+       end)}
+
+  defp fill_in(op, _items), do: op
+
+  # The items at rendered positions: headers from the group counts, members from the set in
+  # one `at_many` call.
+  defp items_at(list, pairs, positions) do
+    located = Enum.map(positions, &locate(pairs, &1, 0, 0))
+    indices = for {:member, i} <- located, do: i
+    members = list.set |> SortedSet.at_many(indices) |> Enum.map(&{:member, elem(&1, 3)})
+
+    {items, []} =
+      Enum.map_reduce(located, members, fn
+        {:member, _}, [m | rest] -> {m, rest}
+        header, rest -> {header, rest}
+      end)
+
+    items
+  end
+
+  defp locate([{_, 0} | rest], p, pos, before), do: locate(rest, p, pos, before)
+  defp locate([{id, c} | _], p, p, _before), do: {:group, id, c}
+  defp locate([{_, c} | _], p, pos, before) when p <= pos + c, do: {:member, before + p - pos - 1}
+  defp locate([{_, c} | rest], p, pos, before), do: locate(rest, p, pos + c + 1, before + c)
 
   defp collect(_subs, :"$end_of_table", _ctx, _cache, acc), do: acc
 
@@ -805,17 +859,6 @@ defmodule Strata.MemberList do
   defp inside?(_p, []), do: false
   defp inside?(p, [{a, b} | _]) when p >= a and p <= b, do: true
   defp inside?(p, [_ | rest]), do: inside?(p, rest)
-
-  # The item at position p, or nil past the end.
-  defp find_item(_list, [], _p, _pos, _before), do: nil
-  defp find_item(list, [{_, 0} | rest], p, pos, before), do: find_item(list, rest, p, pos, before)
-  defp find_item(_list, [{id, c} | _], p, p, _before), do: {:group, id, c}
-
-  defp find_item(list, [{_, c} | _], p, pos, before) when p <= pos + c,
-    do: {:member, elem(SortedSet.at(list.set, before + p - pos - 1), 3)}
-
-  defp find_item(list, [{_, c} | rest], p, pos, before),
-    do: find_item(list, rest, p, pos + c + 1, before + c)
 
   defp elem_or(tuple, i) when i < tuple_size(tuple), do: elem(tuple, i)
   defp elem_or(_tuple, _i), do: nil

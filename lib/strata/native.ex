@@ -52,6 +52,7 @@ defmodule Strata.Native do
   def sorted_set_find_index(_set, _item), do: not_loaded()
   def sorted_set_rank(_set, _item), do: not_loaded()
   def sorted_set_at(_set, _index), do: not_loaded()
+  def sorted_set_at_many(_set, _indices, _default), do: not_loaded()
   def sorted_set_first(_set), do: not_loaded()
   def sorted_set_last(_set), do: not_loaded()
   def sorted_set_slice(_set, _start, _amount), do: not_loaded()

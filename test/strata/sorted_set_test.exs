@@ -277,6 +277,7 @@ defmodule Strata.SortedSetTest do
             &SortedSet.size/1,
             &SortedSet.to_list/1,
             &SortedSet.at(&1, 0),
+            &SortedSet.at_many(&1, [0]),
             &SortedSet.slice(&1, 0, 1),
             &SortedSet.find_index(&1, 1),
             &SortedSet.member?(&1, 1),

@@ -196,6 +196,37 @@ fn sorted_set_at<'a>(env: Env<'a>, set: Term<'a>, index: Term<'a>) -> NifResult<
     Ok(optional(env, item.as_ref()))
 }
 
+/// The items at several indices (at most `MAX_READ`), in the order given; `default` for an
+/// index past the end. Looks them up in ascending order, under one read lock.
+#[rustler::nif]
+fn sorted_set_at_many<'a>(
+    env: Env<'a>,
+    set: Term<'a>,
+    indices: Term<'a>,
+    default: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let indices: Vec<usize> = arg(indices, "indices", "a list of non-negative integers")?;
+    if indices.len() > MAX_READ {
+        return Err(bad_arg(format!(
+            "argument indices: at most {MAX_READ} indices per call, got {}",
+            indices.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..indices.len()).collect();
+    order.sort_unstable_by_key(|&k| indices[k]);
+    let guard = set.set.read();
+    let mut found = vec![None; indices.len()];
+    for k in order {
+        found[k] = guard.at(indices[k]);
+    }
+    let terms: Vec<Term> = found
+        .into_iter()
+        .map(|item| item.map_or(default, |v| encode(env, v)))
+        .collect();
+    Ok(terms.encode(env))
+}
+
 #[rustler::nif]
 fn sorted_set_first<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
     let item = handle(set)?.set.read().first().cloned();
