@@ -108,9 +108,11 @@ defmodule Strata.MemberList do
   #   {:member, id}    -> the member's key in the sorted set
   #   {:sub, who}      -> {seq, ranges, last} for each subscriber
   #   :seq             -> the last subscription sequence number
-  # and of `subs` (an ordered_set of keys only): {{last, seq, who, ranges}}, where `last` is
-  # the last position the subscriber watches: the subscribers a change at index i can affect
-  # are those from {i, -1} on, and `:ets.next/2` alone walks them.
+  # and of `subs`, an ordered_set of keys only, one per watched range:
+  # {{b, seq, who, spans, last}} for the range a..b of the subscriber `who` (its ranges
+  # `spans`, the last of them ending at `last`). Ranges are at most #{@max_range_length} long,
+  # so the ranges that contain position h all have b in h..h + #{@max_range_length - 1}: the
+  # candidates of a change are found by walking a bounded stretch with `:ets.next/2`.
   #
   # Keys in the sorted set are {sort, downcased_name, id, member}; `sort` is -position for a
   # hoisted role (higher positions first), 1 for online, 2 for offline.
@@ -208,9 +210,8 @@ defmodule Strata.MemberList do
 
   defp subscribed_ranges(list, bound) do
     list.subs
-    |> :ets.select([{{{:"$1", :_, :_, :"$2"}}, [{:>=, :"$1", bound}], [:"$2"]}])
-    |> List.flatten()
-    |> Enum.filter(fn {_, b} -> b >= bound end)
+    |> :ets.select([{{{:"$1", :_, :_, :_, :_}}, [{:>=, :"$1", bound}], [:"$_"]}])
+    |> Enum.map(fn {{b, _, _, spans, _}} -> Enum.find(spans, &(elem(&1, 1) == b)) end)
     |> Enum.uniq()
     |> Enum.map(fn {a, b} -> a..b end)
   end
@@ -220,7 +221,8 @@ defmodule Strata.MemberList do
     after_ = Map.new(before, fn {r, _} -> {r, slice(list, r)} end)
 
     list.subs
-    |> :ets.select([{{{:"$1", :_, :"$2", :"$3"}}, [{:>=, :"$1", bound}], [{{:"$2", :"$3"}}]}])
+    |> :ets.select([{{{:"$1", :_, :"$2", :"$3", :_}}, [{:>=, :"$1", bound}], [{{:"$2", :"$3"}}]}])
+    |> Enum.uniq_by(&elem(&1, 0))
     |> Enum.flat_map(fn {who, spans} ->
       syncs =
         for {a, b} <- spans,
@@ -318,7 +320,7 @@ defmodule Strata.MemberList do
     spans = for r <- ranges, do: {r.first, r.last}
     {_, last} = List.last(spans)
     :ets.insert(list.table, {{:sub, subscriber}, seq, spans, last})
-    :ets.insert(list.subs, {{last, seq, subscriber, spans}})
+    :ets.insert(list.subs, for({_, b} <- spans, do: {{b, seq, subscriber, spans, last}}))
 
     invalidate = for r <- old, r not in ranges, do: {:invalidate, r}
     syncs = for r <- ranges, do: {:sync, r, slice(list, r)}
@@ -601,7 +603,6 @@ defmodule Strata.MemberList do
 
   # The ops for every subscriber whose ranges a list of edits touches.
   defp fan_out(list, edits, changed, order, counts) do
-    lowest = edits |> Enum.map(&elem(&1, 1)) |> Enum.min()
     size = total(counts) + nonempty_before(counts, tuple_size(counts))
     # Items that slid into windows are first noted as placeholders, then fetched together.
     fetch = fn p -> if p < size, do: {@pending, p} end
@@ -611,9 +612,52 @@ defmodule Strata.MemberList do
       Enum.count(edits, &(elem(&1, 0) == :insert)) - Enum.count(edits, &(elem(&1, 0) == :delete))
 
     ctx = {edits, size, max(size, size - net), fetch, groups_op}
-    changes = collect(list.subs, :ets.next(list.subs, {lowest, -1}), ctx, %{}, [])
+    changes = collect(candidates(list.subs, edits, net), ctx, %{}, [])
     resolve(list, group_pairs(order, counts), changes)
   end
+
+  # The subscribers (seq => {who, spans, last}) with a range that the edits may change:
+  #   * inserts and deletes between positions lo and hi shift every range that ends at or
+  #     after lo, or, when they cancel out (a move), only the ranges that meet lo..hi;
+  #   * an update at h changes the ranges that contain h.
+  defp candidates(subs, edits, net) do
+    shifts = for {kind, i, _} <- edits, kind == :insert, do: i
+    shifts = shifts ++ for({:delete, i} <- edits, do: i)
+
+    found =
+      case shifts do
+        [] -> %{}
+        _ when net != 0 -> walk(subs, {Enum.min(shifts), -1}, :infinity, %{})
+        _ -> walk(subs, {Enum.min(shifts), -1}, Enum.max(shifts) + 1, %{})
+      end
+
+    Enum.reduce(edits, found, fn
+      {:update, h, _}, found -> walk(subs, {h, -1}, h, found)
+      _, found -> found
+    end)
+  end
+
+  # Walks the ranges from key `from` on: those with a <= hi (all when hi is :infinity),
+  # stopping past b = hi + max range length.
+  defp walk(subs, from, hi, found) do
+    stop = if hi == :infinity, do: :infinity, else: hi + @max_range_length - 1
+    walk_next(subs, :ets.next(subs, from), hi, stop, found)
+  end
+
+  defp walk_next(_subs, :"$end_of_table", _hi, _stop, found), do: found
+  defp walk_next(_subs, {b, _, _, _, _}, _hi, stop, found) when b > stop, do: found
+
+  defp walk_next(subs, {b, seq, who, spans, last} = k, hi, stop, found) do
+    found =
+      if hi == :infinity or range_first(spans, b) <= hi,
+        do: Map.put(found, seq, {who, spans, last}),
+        else: found
+
+    walk_next(subs, :ets.next(subs, k), hi, stop, found)
+  end
+
+  defp range_first([{a, b} | _], b), do: a
+  defp range_first([_ | rest], b), do: range_first(rest, b)
 
   # Replaces the placeholders in `changes` by the items, looked up in one native call.
   defp resolve(_list, _pairs, []), do: []
@@ -667,13 +711,16 @@ defmodule Strata.MemberList do
   defp locate([{_, c} | _], p, pos, before) when p <= pos + c, do: {:member, before + p - pos - 1}
   defp locate([{_, c} | rest], p, pos, before), do: locate(rest, p, pos + c + 1, before + c)
 
-  defp collect(_subs, :"$end_of_table", _ctx, _cache, acc), do: acc
-
-  defp collect(subs, {last, _, who, spans} = k, ctx, cache, acc) do
+  defp collect(candidates, ctx, cache, acc) do
     {edits, size, beyond, fetch, groups_op} = ctx
-    {ops, cache} = ops_for(spans, last, edits, size, beyond, fetch, cache)
-    acc = if ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]
-    collect(subs, :ets.next(subs, k), ctx, cache, acc)
+
+    {acc, _cache} =
+      Enum.reduce(candidates, {acc, cache}, fn {_seq, {who, spans, last}}, {acc, cache} ->
+        {ops, cache} = ops_for(spans, last, edits, size, beyond, fetch, cache)
+        {if(ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]), cache}
+      end)
+
+    acc
   end
 
   # The ops that bring a client watching `spans` ({first, last} pairs, ascending, ending at
@@ -918,7 +965,7 @@ defmodule Strata.MemberList do
     case :ets.lookup(list.table, {:sub, subscriber}) do
       [{_, seq, spans, last}] ->
         :ets.delete(list.table, {:sub, subscriber})
-        :ets.delete(list.subs, {last, seq, subscriber, spans})
+        for {_, b} <- spans, do: :ets.delete(list.subs, {b, seq, subscriber, spans, last})
         for {a, b} <- spans, do: a..b
 
       [] ->
