@@ -612,52 +612,84 @@ defmodule Strata.MemberList do
       Enum.count(edits, &(elem(&1, 0) == :insert)) - Enum.count(edits, &(elem(&1, 0) == :delete))
 
     ctx = {edits, size, max(size, size - net), fetch, groups_op}
-    changes = collect(candidates(list.subs, edits, net), ctx, %{}, [])
+    changes = list.subs |> candidates(edits, net) |> collect(ctx, %{}, [])
     resolve(list, group_pairs(order, counts), changes)
   end
 
-  # The subscribers (seq => {who, spans, last}) with a range that the edits may change:
-  #   * inserts and deletes between positions lo and hi shift every range that ends at or
-  #     after lo, or, when they cancel out (a move), only the ranges that meet lo..hi;
+  # The subscribers {who, spans, last} with a range the edits may change, each once:
+  #   * inserts and deletes from position lo to hi shift every range that ends at or after
+  #     lo, or, when they cancel out (a move), only the ranges that meet lo..hi + 1;
   #   * an update at h changes the ranges that contain h.
+  # Each is found by walking the range index over a stretch, with `:ets.next/2`.
   defp candidates(subs, edits, net) do
-    shifts = for {kind, i, _} <- edits, kind == :insert, do: i
-    shifts = shifts ++ for({:delete, i} <- edits, do: i)
+    shifts = for({:insert, i, _} <- edits, do: i) ++ for({:delete, i} <- edits, do: i)
 
-    found =
+    {region, found} =
       case shifts do
-        [] -> %{}
-        _ when net != 0 -> walk(subs, {Enum.min(shifts), -1}, :infinity, %{})
-        _ -> walk(subs, {Enum.min(shifts), -1}, Enum.max(shifts) + 1, %{})
+        [] ->
+          {nil, []}
+
+        _ when net != 0 ->
+          # Every subscriber whose last range ends at or after lo, met at that range.
+          lo = Enum.min(shifts)
+
+          {{lo, :infinity}, walk(subs, lo, :infinity, fn {_, _, last}, b -> b == last end, [])}
+
+        _ ->
+          # A move: the subscribers with a range meeting lo..hi, met at the last such range.
+          {lo, hi} = region = {Enum.min(shifts), Enum.max(shifts) + 1}
+          {region, walk(subs, lo, hi, &last_meeting?(&1, &2, region), [])}
       end
 
-    Enum.reduce(edits, found, fn
-      {:update, h, _}, found -> walk(subs, {h, -1}, h, found)
-      _, found -> found
-    end)
+    {found, _} =
+      Enum.reduce(for({:update, h, _} <- edits, do: h), {found, []}, fn h, {found, seen} ->
+        # The ranges containing h; a subscriber reached another way is already there.
+        fresh? = fn {_, spans, last}, _b ->
+          not meets?(spans, last, region) and not Enum.any?(seen, &contains?(spans, &1))
+        end
+
+        {walk(subs, h, h, fresh?, found), [h | seen]}
+      end)
+
+    found
   end
 
-  # Walks the ranges from key `from` on: those with a <= hi (all when hi is :infinity),
-  # stopping past b = hi + max range length.
-  defp walk(subs, from, hi, found) do
+  # Walks the range index over the ranges a..b with b >= lo, keeping the subscribers of those
+  # with a <= hi (every range when hi is :infinity) for which `keep?.(subscriber, b)` holds;
+  # stops past b = hi + the longest range. (The start key is a 5-tuple like the keys: tuples
+  # compare by size first.)
+  defp walk(subs, lo, hi, keep?, acc) do
     stop = if hi == :infinity, do: :infinity, else: hi + @max_range_length - 1
-    walk_next(subs, :ets.next(subs, from), hi, stop, found)
+    walk_next(subs, :ets.next(subs, {lo, -1, nil, nil, nil}), hi, stop, keep?, acc)
   end
 
-  defp walk_next(_subs, :"$end_of_table", _hi, _stop, found), do: found
-  defp walk_next(_subs, {b, _, _, _, _}, _hi, stop, found) when b > stop, do: found
+  defp walk_next(_subs, :"$end_of_table", _hi, _stop, _keep?, acc), do: acc
+  defp walk_next(_subs, {b, _, _, _, _}, _hi, stop, _keep?, acc) when b > stop, do: acc
 
-  defp walk_next(subs, {b, seq, who, spans, last} = k, hi, stop, found) do
-    found =
-      if hi == :infinity or range_first(spans, b) <= hi,
-        do: Map.put(found, seq, {who, spans, last}),
-        else: found
+  defp walk_next(subs, {b, _seq, who, spans, last} = k, hi, stop, keep?, acc) do
+    sub = {who, spans, last}
 
-    walk_next(subs, :ets.next(subs, k), hi, stop, found)
+    acc =
+      if (hi == :infinity or range_first(spans, b) <= hi) and keep?.(sub, b),
+        do: [sub | acc],
+        else: acc
+
+    walk_next(subs, :ets.next(subs, k), hi, stop, keep?, acc)
   end
 
   defp range_first([{a, b} | _], b), do: a
   defp range_first([_ | rest], b), do: range_first(rest, b)
+
+  # Whether the range ending at b is the subscriber's last range meeting lo..hi.
+  defp last_meeting?({_, spans, _}, b, {lo, hi}) do
+    not Enum.any?(spans, fn {a2, b2} -> b2 > b and a2 <= hi and b2 >= lo end)
+  end
+
+  defp meets?(_spans, _last, nil), do: false
+  defp meets?(_spans, last, {lo, :infinity}), do: last >= lo
+  defp meets?(spans, _last, {lo, hi}), do: Enum.any?(spans, fn {a, b} -> a <= hi and b >= lo end)
+
+  defp contains?(spans, h), do: Enum.any?(spans, fn {a, b} -> a <= h and h <= b end)
 
   # Replaces the placeholders in `changes` by the items, looked up in one native call.
   defp resolve(_list, _pairs, []), do: []
@@ -715,7 +747,7 @@ defmodule Strata.MemberList do
     {edits, size, beyond, fetch, groups_op} = ctx
 
     {acc, _cache} =
-      Enum.reduce(candidates, {acc, cache}, fn {_seq, {who, spans, last}}, {acc, cache} ->
+      Enum.reduce(candidates, {acc, cache}, fn {who, spans, last}, {acc, cache} ->
         {ops, cache} = ops_for(spans, last, edits, size, beyond, fetch, cache)
         {if(ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]), cache}
       end)

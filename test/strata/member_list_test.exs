@@ -117,7 +117,9 @@ defmodule Strata.MemberListTest do
           assert MemberList.size(list) == length(expected)
 
           receivers = Map.new(changes)
-          assert map_size(receivers) == length(changes), "one entry per subscriber"
+
+          assert map_size(receivers) == length(changes),
+                 "one entry per subscriber: #{inspect(Enum.map(changes, &elem(&1, 0)))}"
 
           clients =
             Map.new(clients, fn {s, c} ->
