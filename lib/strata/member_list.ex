@@ -611,7 +611,7 @@ defmodule Strata.MemberList do
     net =
       Enum.count(edits, &(elem(&1, 0) == :insert)) - Enum.count(edits, &(elem(&1, 0) == :delete))
 
-    ctx = {edits, size, max(size, size - net), fetch, groups_op}
+    ctx = {edits, size, size - net, fetch, groups_op}
     changes = list.subs |> candidates(edits, net) |> collect(ctx, %{}, [])
     resolve(list, group_pairs(order, counts), changes)
   end
@@ -744,11 +744,11 @@ defmodule Strata.MemberList do
   defp locate([{_, c} | rest], p, pos, before), do: locate(rest, p, pos + c + 1, before + c)
 
   defp collect(candidates, ctx, cache, acc) do
-    {edits, size, beyond, fetch, groups_op} = ctx
+    {edits, size, size_before, fetch, groups_op} = ctx
 
     {acc, _cache} =
       Enum.reduce(candidates, {acc, cache}, fn {who, spans, last}, {acc, cache} ->
-        {ops, cache} = ops_for(spans, last, edits, size, beyond, fetch, cache)
+        {ops, cache} = ops_for(spans, last, edits, {size_before, size}, fetch, cache)
         {if(ops == [], do: acc, else: [{who, ops ++ groups_op} | acc]), cache}
       end)
 
@@ -756,13 +756,15 @@ defmodule Strata.MemberList do
   end
 
   # The ops that bring a client watching `spans` ({first, last} pairs, ascending, ending at
-  # `last`) through `edits`, then fill the positions that slid in from outside. Ranges that
-  # start at or after `beyond` lie past the end of the list before and after the edits.
-  defp ops_for(spans, last, edits, size, beyond, fetch, cache) do
+  # `last`) through `edits`, then fill the positions that slid in from outside. `sizes` are
+  # the list's sizes before and after the edits; a range starting past both ends is unchanged.
+  defp ops_for(spans, last, edits, {before, after_} = sizes, fetch, cache) do
+    beyond = max(before, after_)
+
     if Enum.all?(spans, fn {a, _} = span -> a >= beyond or unchanged?(span, edits, 0) end) do
       {[], cache}
     else
-      window_ops(spans, last, edits, size, fetch, cache)
+      window_ops(spans, last, edits, sizes, fetch, cache)
     end
   end
 
@@ -778,14 +780,7 @@ defmodule Strata.MemberList do
   defp unchanged?({a, _} = s, [{:delete, i} | rest], n) when i < a, do: unchanged?(s, rest, n - 1)
   defp unchanged?(span, [_ | rest], n), do: unchanged?(span, rest, n)
 
-  defp window_ops(spans, last, edits, size, fetch, cache) do
-    size_before =
-      Enum.reduce(edits, size, fn
-        {:insert, _, _}, n -> n - 1
-        {:delete, _}, n -> n + 1
-        _, n -> n
-      end)
-
+  defp window_ops(spans, last, edits, {size_before, size}, fetch, cache) do
     {ops, holes} = replay(edits, spans, last, size_before, [], [])
     {fills, cache} = fill(Enum.sort(holes), size, fetch, cache, [])
     ops = :lists.reverse(ops, fills)
@@ -823,18 +818,26 @@ defmodule Strata.MemberList do
 
   # A cheap lower bound of the positions whose item changes: every held position of a range
   # whose items all shift (no edit inside it), or one position of a range an edit lands in.
-  defp changed_lower_bound(spans, edits, before, after_) do
-    Enum.reduce(spans, 0, fn {a, b}, n ->
-      held = min(b, max(before, after_) - 1) - a + 1
+  defp changed_lower_bound([], _edits, _before, _after), do: 0
 
+  defp changed_lower_bound([{a, b} | rest], edits, before, after_) do
+    held = min(b, max(before, after_) - 1) - a + 1
+
+    n =
       cond do
-        held <= 0 -> n
-        Enum.any?(edits, &(elem(&1, 1) >= a and elem(&1, 1) <= b)) -> n + 1
-        net_shift_above(a, edits, 0) != 0 -> n + held
-        true -> n
+        held <= 0 -> 0
+        lands_in?(edits, a, b) -> 1
+        net_shift_above(a, edits, 0) != 0 -> held
+        true -> 0
       end
-    end)
+
+    n + changed_lower_bound(rest, edits, before, after_)
   end
+
+  defp lands_in?([], _a, _b), do: false
+  defp lands_in?([{_, i, _} | _], a, b) when i >= a and i <= b, do: true
+  defp lands_in?([{_, i} | _], a, b) when i >= a and i <= b, do: true
+  defp lands_in?([_ | rest], a, b), do: lands_in?(rest, a, b)
 
   defp net_shift_above(_a, [], n), do: n
 
