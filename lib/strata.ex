@@ -4,6 +4,8 @@ defmodule Strata do
 
     * `Strata.SortedSet` - a bucketed sorted set of Erlang terms that reports the index of
       every insert and remove.
+    * `Strata.MemberList` - a lazy guild member list: groups, subscribers watching index
+      ranges, and the minimal ops for each change.
 
   Each structure is a handle to native memory, shared and mutable like an ETS table. That
   memory does not show in `:erlang.memory/0`; `native_memory/0` reports it.

@@ -1,8 +1,12 @@
 //! Strata's data structures in plain Rust, with no BEAM types: the NIF crate
 //! (`strata_nif`) converts terms and calls into these.
 
+pub mod follower_map;
+pub mod interner;
 pub mod sorted_set;
 pub mod term;
 
+pub use follower_map::FollowerMap;
+pub use interner::Interner;
 pub use sorted_set::SortedSet;
 pub use term::{Atom, Term};

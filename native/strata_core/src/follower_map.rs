@@ -1,0 +1,342 @@
+//! A follow graph kept in both directions as Roaring bitmaps: for each user, who follows them
+//! and whom they follow.
+//!
+//! | operation | cost |
+//! |---|---|
+//! | `follow`, `unfollow`, `follows` | `O(1)` expected (a hash lookup and a container search) |
+//! | `follower_count`, `following_count` | `O(containers)` |
+//! | a page of `limit` ids after `after` | `O(log + limit)` |
+//! | `known_followers`, `mutuals`, `common_following` | `O(smaller set)` membership tests |
+
+use std::collections::HashMap;
+use std::mem::size_of;
+
+use roaring::RoaringBitmap;
+
+/// Errors from changing the graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GraphError {
+    /// A user cannot follow themselves.
+    SelfFollow(u32),
+}
+
+/// A page of ids and how many there are in all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    pub ids: Vec<u32>,
+    pub total: u64,
+}
+
+/// The graph. Not synchronised: the NIF layer wraps it in a lock.
+#[derive(Debug, Default, Clone)]
+pub struct FollowerMap {
+    followers: HashMap<u32, RoaringBitmap>,
+    following: HashMap<u32, RoaringBitmap>,
+    edges: u64,
+    users: u64,
+    /// Running total of the bitmaps' sizes (their portable serialized size, which tracks the
+    /// containers they hold).
+    bitmap_bytes: usize,
+}
+
+/// Bytes a hash map entry costs beyond its bitmap's data: key, bitmap header, control byte,
+/// and the table's slack.
+const ENTRY_BYTES: usize = (size_of::<u32>() + size_of::<RoaringBitmap>() + 1) * 8 / 7;
+
+impl FollowerMap {
+    pub fn new() -> FollowerMap {
+        FollowerMap::default()
+    }
+
+    /// Number of follow edges.
+    pub fn edges(&self) -> u64 {
+        self.edges
+    }
+
+    /// Number of users with at least one edge.
+    pub fn users(&self) -> u64 {
+        self.users
+    }
+
+    /// Bytes held, kept as a running count (`O(1)`).
+    pub fn memory(&self) -> usize {
+        size_of::<Self>()
+            + self.bitmap_bytes
+            + (self.followers.capacity() + self.following.capacity()) * ENTRY_BYTES
+    }
+
+    fn has_edges(&self, user: u32) -> bool {
+        self.followers.contains_key(&user) || self.following.contains_key(&user)
+    }
+
+    /// `follower` follows `followee`; `Ok(false)` when it already did.
+    pub fn follow(&mut self, follower: u32, followee: u32) -> Result<bool, GraphError> {
+        if follower == followee {
+            return Err(GraphError::SelfFollow(follower));
+        }
+        if self.follows(follower, followee) {
+            return Ok(false);
+        }
+        let new_users = u64::from(!self.has_edges(follower)) + u64::from(!self.has_edges(followee));
+        self.users += new_users;
+        self.edges += 1;
+        insert(
+            &mut self.following,
+            follower,
+            followee,
+            &mut self.bitmap_bytes,
+        );
+        insert(
+            &mut self.followers,
+            followee,
+            follower,
+            &mut self.bitmap_bytes,
+        );
+        Ok(true)
+    }
+
+    /// `follower` stops following `followee`; `false` when it did not.
+    pub fn unfollow(&mut self, follower: u32, followee: u32) -> bool {
+        if !self.follows(follower, followee) {
+            return false;
+        }
+        self.edges -= 1;
+        remove(
+            &mut self.following,
+            follower,
+            followee,
+            &mut self.bitmap_bytes,
+        );
+        remove(
+            &mut self.followers,
+            followee,
+            follower,
+            &mut self.bitmap_bytes,
+        );
+        self.users -= u64::from(!self.has_edges(follower)) + u64::from(!self.has_edges(followee));
+        true
+    }
+
+    pub fn follows(&self, follower: u32, followee: u32) -> bool {
+        self.following
+            .get(&follower)
+            .is_some_and(|b| b.contains(followee))
+    }
+
+    pub fn follower_count(&self, user: u32) -> u64 {
+        self.followers.get(&user).map_or(0, RoaringBitmap::len)
+    }
+
+    pub fn following_count(&self, user: u32) -> u64 {
+        self.following.get(&user).map_or(0, RoaringBitmap::len)
+    }
+
+    /// The bitmap of `user`'s followers, if any.
+    pub fn followers_of(&self, user: u32) -> Option<&RoaringBitmap> {
+        self.followers.get(&user)
+    }
+
+    /// The bitmap of the users `user` follows, if any.
+    pub fn following_of(&self, user: u32) -> Option<&RoaringBitmap> {
+        self.following.get(&user)
+    }
+
+    /// Up to `limit` of `user`'s followers with ids above `after`, ascending.
+    pub fn followers(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
+        page(self.followers.get(&user), after, limit)
+    }
+
+    /// Up to `limit` of the users `user` follows with ids above `after`, ascending.
+    pub fn following(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
+        page(self.following.get(&user), after, limit)
+    }
+
+    /// The users `viewer` follows who follow `target` ("followed by A, B and 12 others").
+    pub fn known_followers(
+        &self,
+        viewer: u32,
+        target: u32,
+        after: Option<u32>,
+        limit: usize,
+    ) -> Page {
+        intersect(
+            self.following.get(&viewer),
+            self.followers.get(&target),
+            after,
+            limit,
+        )
+    }
+
+    /// The users who follow `user` and whom `user` follows.
+    pub fn mutuals(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
+        intersect(
+            self.following.get(&user),
+            self.followers.get(&user),
+            after,
+            limit,
+        )
+    }
+
+    /// The users both `a` and `b` follow.
+    pub fn common_following(&self, a: u32, b: u32, after: Option<u32>, limit: usize) -> Page {
+        intersect(self.following.get(&a), self.following.get(&b), after, limit)
+    }
+}
+
+/// The bytes a bitmap's containers take (its portable serialized size; none when empty).
+fn bitmap_size(bitmap: &RoaringBitmap) -> usize {
+    if bitmap.is_empty() {
+        0
+    } else {
+        bitmap.serialized_size()
+    }
+}
+
+fn insert(map: &mut HashMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
+    let bitmap = map.entry(key).or_default();
+    let before = bitmap_size(bitmap);
+    bitmap.insert(value);
+    *bytes = *bytes + bitmap_size(bitmap) - before;
+}
+
+fn remove(map: &mut HashMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
+    if let Some(bitmap) = map.get_mut(&key) {
+        let before = bitmap_size(bitmap);
+        bitmap.remove(value);
+        let after = bitmap_size(bitmap);
+        if bitmap.is_empty() {
+            map.remove(&key);
+        }
+        *bytes = *bytes + after - before;
+    }
+}
+
+fn start(after: Option<u32>) -> Option<u32> {
+    match after {
+        None => Some(0),
+        Some(a) => a.checked_add(1),
+    }
+}
+
+fn page(bitmap: Option<&RoaringBitmap>, after: Option<u32>, limit: usize) -> Page {
+    let (Some(bitmap), Some(from)) = (bitmap, start(after)) else {
+        return Page {
+            ids: Vec::new(),
+            total: bitmap.map_or(0, RoaringBitmap::len),
+        };
+    };
+    let mut iter = bitmap.iter();
+    iter.advance_to(from);
+    Page {
+        ids: iter.take(limit).collect(),
+        total: bitmap.len(),
+    }
+}
+
+/// The intersection of two sets, paged, with its size: walks the smaller set and tests each
+/// id against the larger.
+fn intersect(
+    a: Option<&RoaringBitmap>,
+    b: Option<&RoaringBitmap>,
+    after: Option<u32>,
+    limit: usize,
+) -> Page {
+    let (Some(a), Some(b)) = (a, b) else {
+        return Page::default();
+    };
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let total = small.intersection_len(large);
+    let Some(from) = start(after) else {
+        return Page {
+            ids: Vec::new(),
+            total,
+        };
+    };
+    let mut iter = small.iter();
+    iter.advance_to(from);
+    Page {
+        ids: iter.filter(|id| large.contains(*id)).take(limit).collect(),
+        total,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    proptest! {
+        #[test]
+        fn matches_a_set_of_edges(ops in prop::collection::vec((any::<bool>(), 0u32..30, 0u32..30), 1..400)) {
+            let mut graph = FollowerMap::new();
+            let mut model: BTreeSet<(u32, u32)> = BTreeSet::new();
+            for (follow, a, b) in ops {
+                if a == b {
+                    prop_assert_eq!(graph.follow(a, b), Err(GraphError::SelfFollow(a)));
+                    continue;
+                }
+                if follow {
+                    prop_assert_eq!(graph.follow(a, b), Ok(model.insert((a, b))));
+                } else {
+                    prop_assert_eq!(graph.unfollow(a, b), model.remove(&(a, b)));
+                }
+            }
+            prop_assert_eq!(graph.edges(), model.len() as u64);
+            let users: BTreeSet<u32> = model.iter().flat_map(|&(a, b)| [a, b]).collect();
+            prop_assert_eq!(graph.users(), users.len() as u64);
+            for u in 0..30u32 {
+                let followers: Vec<u32> = model.iter().filter(|e| e.1 == u).map(|e| e.0).collect();
+                let following: Vec<u32> = model.iter().filter(|e| e.0 == u).map(|e| e.1).collect();
+                prop_assert_eq!(graph.followers(u, None, 100).ids, followers.clone());
+                prop_assert_eq!(graph.following(u, Some(3), 2).ids, following.iter().copied().filter(|&x| x > 3).take(2).collect::<Vec<_>>());
+                let mutual: Vec<u32> = following.iter().copied().filter(|x| followers.contains(x)).collect();
+                let page = graph.mutuals(u, None, 100);
+                prop_assert_eq!(page.ids, mutual.clone());
+                prop_assert_eq!(page.total, mutual.len() as u64);
+                for t in 0..30u32 {
+                    let known: Vec<u32> = following.iter().copied().filter(|&x| model.contains(&(x, t))).collect();
+                    let page = graph.known_followers(u, t, None, 100);
+                    prop_assert_eq!(page.ids, known.clone());
+                    prop_assert_eq!(page.total, known.len() as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn memory_follows_the_edges() {
+        let mut graph = FollowerMap::new();
+        let empty = graph.memory();
+        for a in 0..200u32 {
+            for b in 0..200u32 {
+                if a != b {
+                    graph.follow(a, b).unwrap();
+                }
+            }
+        }
+        assert!(graph.memory() > empty + 200 * 199 * 4);
+        for a in 0..200u32 {
+            for b in 0..200u32 {
+                graph.unfollow(a, b);
+            }
+        }
+        assert_eq!(graph.edges(), 0);
+        assert_eq!(graph.users(), 0);
+        assert_eq!(graph.bitmap_bytes, 0);
+    }
+
+    #[test]
+    fn pages_past_the_last_id_are_empty() {
+        let mut graph = FollowerMap::new();
+        graph.follow(1, u32::MAX).unwrap();
+        assert_eq!(
+            graph.followers(u32::MAX, Some(u32::MAX), 10).ids,
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            graph.following(1, Some(u32::MAX - 1), 10).ids,
+            vec![u32::MAX]
+        );
+    }
+}

@@ -1,0 +1,138 @@
+//! Maps external keys (binaries such as Bluesky DIDs) to dense `u32` ids and back.
+//!
+//! Keys are stored once, end to end in one arena; the hash table holds only ids (4 bytes
+//! each) and compares a probe against the arena. Ids are handed out in order from 0 and
+//! never reused, so they are stable for the life of the interner.
+
+use std::hash::BuildHasher;
+use std::mem::size_of;
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+/// Errors from interning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InternError {
+    /// All 2^32 ids are taken.
+    Full,
+}
+
+#[derive(Default)]
+pub struct Interner {
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+    /// The keys, end to end.
+    arena: Vec<u8>,
+    /// `ends[id]` is where key `id` ends in the arena (it starts where `id - 1` ends).
+    ends: Vec<u64>,
+}
+
+impl std::fmt::Debug for Interner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interner")
+            .field("keys", &self.len())
+            .finish()
+    }
+}
+
+impl Interner {
+    pub fn new() -> Interner {
+        Interner::default()
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Bytes held (`O(1)`).
+    pub fn memory(&self) -> usize {
+        size_of::<Self>()
+            + self.arena.capacity()
+            + self.ends.capacity() * size_of::<u64>()
+            + self.table.capacity() * (size_of::<u32>() + 1)
+    }
+
+    /// The key of `id`.
+    pub fn key(&self, id: u32) -> Option<&[u8]> {
+        let id = id as usize;
+        let end = *self.ends.get(id)? as usize;
+        let start = if id == 0 {
+            0
+        } else {
+            self.ends[id - 1] as usize
+        };
+        self.arena.get(start..end)
+    }
+
+    /// The id of `key`, if it has one.
+    pub fn lookup(&self, key: &[u8]) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |&id| self.key(id) == Some(key))
+            .copied()
+    }
+
+    /// The id of `key`, giving it the next id if it has none. Returns `(id, new?)`.
+    pub fn intern(&mut self, key: &[u8]) -> Result<(u32, bool), InternError> {
+        let hash = self.hasher.hash_one(key);
+        if let Some(&id) = self.table.find(hash, |&id| self.key(id) == Some(key)) {
+            return Ok((id, false));
+        }
+        let id = u32::try_from(self.ends.len()).map_err(|_| InternError::Full)?;
+        self.arena.extend_from_slice(key);
+        self.ends.push(self.arena.len() as u64);
+        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
+        self.table.insert_unique(hash, id, |&other| {
+            let other = other as usize;
+            let start = if other == 0 {
+                0
+            } else {
+                ends[other - 1] as usize
+            };
+            hasher.hash_one(&arena[start..ends[other] as usize])
+        });
+        Ok((id, true))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    proptest! {
+        #[test]
+        fn matches_a_hash_map(keys in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..12), 1..500)) {
+            let mut interner = Interner::new();
+            let mut model: HashMap<Vec<u8>, u32> = HashMap::new();
+            for key in &keys {
+                let was_new = !model.contains_key(key);
+                let next = model.len() as u32;
+                let expected = *model.entry(key.clone()).or_insert(next);
+                prop_assert_eq!(interner.intern(key).unwrap(), (expected, was_new));
+            }
+            prop_assert_eq!(interner.len(), model.len());
+            for (key, id) in &model {
+                prop_assert_eq!(interner.lookup(key), Some(*id));
+                prop_assert_eq!(interner.key(*id), Some(key.as_slice()));
+            }
+            prop_assert_eq!(interner.key(model.len() as u32), None);
+        }
+    }
+
+    #[test]
+    fn empty_keys_and_missing_ids() {
+        let mut interner = Interner::new();
+        assert_eq!(interner.lookup(b""), None);
+        assert_eq!(interner.intern(b"").unwrap(), (0, true));
+        assert_eq!(interner.intern(b"did:plc:abc").unwrap(), (1, true));
+        assert_eq!(interner.intern(b"").unwrap(), (0, false));
+        assert_eq!(interner.key(0), Some(&b""[..]));
+        assert_eq!(interner.key(7), None);
+    }
+}
