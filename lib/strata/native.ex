@@ -60,4 +60,27 @@ defmodule Strata.Native do
   def sorted_set_memory(_set), do: not_loaded()
   def sorted_set_debug(_set), do: not_loaded()
   def sorted_set_check(_set), do: not_loaded()
+
+  # FollowerMap
+  def follower_map_new, do: not_loaded()
+  def follower_map_follow(_map, _follower, _followee), do: not_loaded()
+  def follower_map_unfollow(_map, _follower, _followee), do: not_loaded()
+  def follower_map_follows(_map, _follower, _followee), do: not_loaded()
+  def follower_map_follow_many(_map, _edges), do: not_loaded()
+  def follower_map_follow_packed(_map, _edges), do: not_loaded()
+  def follower_map_follower_count(_map, _user), do: not_loaded()
+  def follower_map_following_count(_map, _user), do: not_loaded()
+  def follower_map_followers(_map, _user, _after, _limit), do: not_loaded()
+  def follower_map_following(_map, _user, _after, _limit), do: not_loaded()
+  def follower_map_known_followers(_map, _viewer, _target, _after, _limit), do: not_loaded()
+  def follower_map_mutuals(_map, _user, _after, _limit), do: not_loaded()
+  def follower_map_common_following(_map, _a, _b, _after, _limit), do: not_loaded()
+  def follower_map_info(_map), do: not_loaded()
+
+  # Interner
+  def interner_new, do: not_loaded()
+  def interner_intern(_interner, _key), do: not_loaded()
+  def interner_lookup(_interner, _key), do: not_loaded()
+  def interner_key(_interner, _id), do: not_loaded()
+  def interner_info(_interner), do: not_loaded()
 end

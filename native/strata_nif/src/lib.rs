@@ -2,6 +2,9 @@
 //! One file per Elixir module; NIF names carry the module's prefix.
 
 mod error;
+mod follower_map;
+mod interner;
+mod resource;
 mod runtime;
 mod sorted_set;
 mod term;
@@ -14,6 +17,7 @@ rustler::atoms! {
     excluded,
     unbounded,
     not_sorted,
+    full,
 }
 
 rustler::init!("Elixir.Strata.Native");

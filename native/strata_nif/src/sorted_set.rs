@@ -7,13 +7,12 @@
 //! Readers are never blocked by that, and a writer waits for at most one read of at most
 //! `MAX_READ` items (the Elixir side reads 1000 at a time).
 
-use parking_lot::RwLock;
 use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::sorted_set::{Bound, BuildError};
 use strata_core::{SortedSet, Term as Value};
 
 use crate::error::{arg, bad_arg};
-use crate::runtime::adjust_memory;
+use crate::resource::Shared;
 use crate::term::{decode, decode_list, encode, encode_list};
 
 /// Most items one `slice`/`range` call returns (the Elixir side pages through longer reads).
@@ -21,45 +20,21 @@ const MAX_READ: usize = 10_000;
 /// Most items one `add_all` call takes on a normal scheduler.
 const MAX_BATCH: usize = 2_000;
 
-pub struct SortedSetResource {
-    set: RwLock<SortedSet>,
-}
+pub type SortedSetResource = Shared<SortedSet>;
 
 #[rustler::resource_impl]
-impl Resource for SortedSetResource {}
-
-impl SortedSetResource {
-    fn wrap(set: SortedSet) -> SortedSetHandle {
-        adjust_memory(set.memory() as isize);
-        SortedSetHandle {
-            resource: ResourceArc::new(SortedSetResource {
-                set: RwLock::new(set),
-            }),
-        }
-    }
-
-    /// Runs `f` under the write lock and accounts for the memory it changed.
-    fn write<R>(&self, f: impl FnOnce(&mut SortedSet) -> R) -> R {
-        let mut set = self.set.write();
-        let before = set.memory();
-        let result = f(&mut set);
-        let after = set.memory();
-        drop(set);
-        adjust_memory(after as isize - before as isize);
-        result
-    }
-}
-
-impl Drop for SortedSetResource {
-    fn drop(&mut self) {
-        adjust_memory(-(self.set.get_mut().memory() as isize));
-    }
-}
+impl Resource for Shared<SortedSet> {}
 
 #[derive(NifStruct)]
 #[module = "Strata.SortedSet"]
 pub struct SortedSetHandle {
     resource: ResourceArc<SortedSetResource>,
+}
+
+fn wrap(set: SortedSet) -> SortedSetHandle {
+    SortedSetHandle {
+        resource: Shared::wrap(set),
+    }
 }
 
 fn handle(term: Term) -> NifResult<ResourceArc<SortedSetResource>> {
@@ -98,7 +73,7 @@ fn optional<'a>(env: Env<'a>, value: Option<&Value>) -> Term<'a> {
 fn sorted_set_new<'a>(env: Env<'a>, capacity: Term<'a>, bucket: Term<'a>) -> NifResult<Term<'a>> {
     let capacity = count(capacity, "capacity")?;
     let bucket = bucket_size(bucket)?;
-    Ok(SortedSetResource::wrap(SortedSet::new(bucket, capacity)).encode(env))
+    Ok(wrap(SortedSet::new(bucket, capacity)).encode(env))
 }
 
 /// Builds from an unsorted list: decode, sort, dedup. Dirty: O(n log n) over the whole input.
@@ -106,7 +81,7 @@ fn sorted_set_new<'a>(env: Env<'a>, capacity: Term<'a>, bucket: Term<'a>) -> Nif
 fn sorted_set_from_list<'a>(env: Env<'a>, list: Term<'a>, bucket: Term<'a>) -> NifResult<Term<'a>> {
     let bucket = bucket_size(bucket)?;
     let items = decode_list(list, "enumerable")?;
-    Ok(SortedSetResource::wrap(SortedSet::from_unsorted(items, bucket)).encode(env))
+    Ok(wrap(SortedSet::from_unsorted(items, bucket)).encode(env))
 }
 
 /// Builds from a list already strictly ascending (verified). Dirty: O(n) over the input.
@@ -119,7 +94,7 @@ fn sorted_set_from_sorted_list<'a>(
     let bucket = bucket_size(bucket)?;
     let items = decode_list(list, "enumerable")?;
     Ok(match SortedSet::from_sorted(items, bucket) {
-        Ok(set) => (crate::ok(), SortedSetResource::wrap(set)).encode(env),
+        Ok(set) => (crate::ok(), wrap(set)).encode(env),
         Err(BuildError::NotSorted(at)) => (crate::error(), (crate::not_sorted(), at)).encode(env),
     })
 }
@@ -161,14 +136,14 @@ fn sorted_set_update(set: Term, old: Term, new: Term) -> NifResult<(Option<usize
 
 #[rustler::nif]
 fn sorted_set_size(set: Term) -> NifResult<usize> {
-    Ok(handle(set)?.set.read().len())
+    Ok(handle(set)?.read().len())
 }
 
 #[rustler::nif]
 fn sorted_set_member(set: Term, item: Term) -> NifResult<bool> {
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let found = set.set.read().contains(&item);
+    let found = set.read().contains(&item);
     Ok(found)
 }
 
@@ -176,7 +151,7 @@ fn sorted_set_member(set: Term, item: Term) -> NifResult<bool> {
 fn sorted_set_find_index(set: Term, item: Term) -> NifResult<Option<usize>> {
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let index = set.set.read().find_index(&item);
+    let index = set.read().find_index(&item);
     Ok(index)
 }
 
@@ -184,7 +159,7 @@ fn sorted_set_find_index(set: Term, item: Term) -> NifResult<Option<usize>> {
 fn sorted_set_rank(set: Term, item: Term) -> NifResult<usize> {
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let rank = set.set.read().rank(&item);
+    let rank = set.read().rank(&item);
     Ok(rank)
 }
 
@@ -192,7 +167,7 @@ fn sorted_set_rank(set: Term, item: Term) -> NifResult<usize> {
 fn sorted_set_at<'a>(env: Env<'a>, set: Term<'a>, index: Term<'a>) -> NifResult<Term<'a>> {
     let set = handle(set)?;
     let index = count(index, "index")?;
-    let item = set.set.read().at(index).cloned();
+    let item = set.read().at(index).cloned();
     Ok(optional(env, item.as_ref()))
 }
 
@@ -215,7 +190,7 @@ fn sorted_set_at_many<'a>(
     }
     let mut order: Vec<usize> = (0..indices.len()).collect();
     order.sort_unstable_by_key(|&k| indices[k]);
-    let guard = set.set.read();
+    let guard = set.read();
     let mut found = vec![None; indices.len()];
     for k in order {
         found[k] = guard.at(indices[k]);
@@ -229,13 +204,13 @@ fn sorted_set_at_many<'a>(
 
 #[rustler::nif]
 fn sorted_set_first<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let item = handle(set)?.set.read().first().cloned();
+    let item = handle(set)?.read().first().cloned();
     Ok(optional(env, item.as_ref()))
 }
 
 #[rustler::nif]
 fn sorted_set_last<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let item = handle(set)?.set.read().last().cloned();
+    let item = handle(set)?.read().last().cloned();
     Ok(optional(env, item.as_ref()))
 }
 
@@ -249,7 +224,7 @@ fn sorted_set_slice<'a>(
     let set = handle(set)?;
     let start = count(start, "start")?;
     let amount = read_limit(amount, "amount")?;
-    let guard = set.set.read();
+    let guard = set.read();
     Ok(encode_list(env, guard.slice(start, amount)))
 }
 
@@ -316,7 +291,7 @@ fn sorted_set_range<'a>(
     let min = OwnedBound::decode(min, "min")?;
     let max = OwnedBound::decode(max, "max")?;
     let limit = read_limit(limit, "limit")?;
-    let guard = set.set.read();
+    let guard = set.read();
     Ok(encode_list(
         env,
         guard.range(min.as_bound(), max.as_bound()).take(limit),
@@ -325,18 +300,18 @@ fn sorted_set_range<'a>(
 
 #[rustler::nif]
 fn sorted_set_memory(set: Term) -> NifResult<usize> {
-    Ok(handle(set)?.set.read().memory())
+    Ok(handle(set)?.read().memory())
 }
 
 #[rustler::nif]
 fn sorted_set_debug(set: Term) -> NifResult<String> {
-    Ok(handle(set)?.set.read().debug())
+    Ok(handle(set)?.read().debug())
 }
 
 /// Checks every internal invariant (tests use it): `:ok` or `{:error, description}`. O(n).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn sorted_set_check<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    Ok(match handle(set)?.set.read().check_invariants() {
+    Ok(match handle(set)?.read().check_invariants() {
         Ok(()) => crate::ok().encode(env),
         Err(e) => (crate::error(), e).encode(env),
     })

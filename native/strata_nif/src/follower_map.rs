@@ -1,0 +1,254 @@
+//! NIFs behind `Strata.FollowerMap` (prefix `follower_map_`).
+
+use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::follower_map::{GraphError, Page};
+use strata_core::FollowerMap;
+
+use crate::error::{arg, bad_arg};
+use crate::resource::Shared;
+
+/// Most ids one page returns.
+const MAX_PAGE: usize = 10_000;
+/// Most edges one `follow_many` call takes on a normal scheduler.
+const MAX_BATCH: usize = 2_000;
+
+pub type FollowerMapResource = Shared<FollowerMap>;
+
+#[rustler::resource_impl]
+impl Resource for Shared<FollowerMap> {}
+
+#[derive(NifStruct)]
+#[module = "Strata.FollowerMap"]
+pub struct FollowerMapHandle {
+    resource: ResourceArc<FollowerMapResource>,
+}
+
+fn handle(term: Term) -> NifResult<ResourceArc<FollowerMapResource>> {
+    arg::<FollowerMapHandle>(term, "map", "a %Strata.FollowerMap{}").map(|h| h.resource)
+}
+
+fn user(term: Term, name: &str) -> NifResult<u32> {
+    arg(term, name, "a user id (an integer in 0..4294967295)")
+}
+
+fn after(term: Term) -> NifResult<Option<u32>> {
+    arg(
+        term,
+        "after",
+        "nil or a user id (an integer in 0..4294967295)",
+    )
+}
+
+fn limit(term: Term) -> NifResult<usize> {
+    let n: usize = arg(term, "limit", "a non-negative integer")?;
+    if n > MAX_PAGE {
+        return Err(bad_arg(format!(
+            "argument limit: at most {MAX_PAGE} ids per call, got {n}"
+        )));
+    }
+    Ok(n)
+}
+
+fn self_follow(e: GraphError) -> rustler::Error {
+    match e {
+        GraphError::SelfFollow(u) => {
+            bad_arg(format!("argument followee: user {u} cannot follow itself"))
+        }
+    }
+}
+
+fn encode_page<'a>(env: Env<'a>, page: Page) -> Term<'a> {
+    (page.ids, page.total).encode(env)
+}
+
+#[rustler::nif]
+fn follower_map_new(env: Env) -> Term {
+    FollowerMapHandle {
+        resource: Shared::wrap(FollowerMap::new()),
+    }
+    .encode(env)
+}
+
+#[rustler::nif]
+fn follower_map_follow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let map = handle(map)?;
+    let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
+    map.write(|m| m.follow(a, b)).map_err(self_follow)
+}
+
+#[rustler::nif]
+fn follower_map_unfollow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let map = handle(map)?;
+    let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
+    Ok(map.write(|m| m.unfollow(a, b)))
+}
+
+#[rustler::nif]
+fn follower_map_follows(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let map = handle(map)?;
+    let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
+    let follows = map.read().follows(a, b);
+    Ok(follows)
+}
+
+fn pairs(term: Term) -> NifResult<Vec<(u32, u32)>> {
+    let pairs: Vec<(u32, u32)> = arg(
+        term,
+        "edges",
+        "a list of {follower, followee} user id pairs",
+    )?;
+    if let Some((a, _)) = pairs.iter().find(|(a, b)| a == b) {
+        return Err(bad_arg(format!(
+            "argument edges: user {a} cannot follow itself"
+        )));
+    }
+    Ok(pairs)
+}
+
+fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> u64 {
+    map.write(|m| {
+        pairs
+            .iter()
+            .map(|&(a, b)| u64::from(m.follow(a, b).unwrap_or(false)))
+            .sum()
+    })
+}
+
+/// Follows a batch of at most `MAX_BATCH` edges; returns how many were new.
+#[rustler::nif]
+fn follower_map_follow_many(map: Term, edges: Term) -> NifResult<u64> {
+    let map = handle(map)?;
+    if edges.list_length().map_or(true, |n| n > MAX_BATCH) {
+        return Err(bad_arg(format!(
+            "argument edges: expected a list of at most {MAX_BATCH} pairs"
+        )));
+    }
+    let pairs = pairs(edges)?;
+    Ok(follow_all(&map, &pairs))
+}
+
+/// Follows edges packed as `<<follower::32-little, followee::32-little, ...>>`, any number,
+/// on a dirty scheduler; returns how many were new. Self-follows are refused before any
+/// edge is added.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
+    let map = handle(map)?;
+    let bytes = edges.as_slice();
+    if !bytes.len().is_multiple_of(8) {
+        return Err(bad_arg("argument edges: expected a binary of 8-byte edges"));
+    }
+    let pairs: Vec<(u32, u32)> = bytes
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u32::from_le_bytes([e[0], e[1], e[2], e[3]]),
+                u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .collect();
+    if let Some((a, _)) = pairs.iter().find(|(a, b)| a == b) {
+        return Err(bad_arg(format!(
+            "argument edges: user {a} cannot follow itself"
+        )));
+    }
+    // Added in slices so that the write lock is given up between them.
+    Ok(pairs.chunks(MAX_BATCH).map(|c| follow_all(&map, c)).sum())
+}
+
+#[rustler::nif]
+fn follower_map_follower_count(map: Term, who: Term) -> NifResult<u64> {
+    let map = handle(map)?;
+    let u = user(who, "user")?;
+    let n = map.read().follower_count(u);
+    Ok(n)
+}
+
+#[rustler::nif]
+fn follower_map_following_count(map: Term, who: Term) -> NifResult<u64> {
+    let map = handle(map)?;
+    let u = user(who, "user")?;
+    let n = map.read().following_count(u);
+    Ok(n)
+}
+
+#[rustler::nif]
+fn follower_map_followers<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    who: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
+    let page = map.read().followers(u, from, n);
+    Ok(encode_page(env, page))
+}
+
+#[rustler::nif]
+fn follower_map_following<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    who: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
+    let page = map.read().following(u, from, n);
+    Ok(encode_page(env, page))
+}
+
+#[rustler::nif]
+fn follower_map_known_followers<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    viewer: Term<'a>,
+    target: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (v, t) = (user(viewer, "viewer")?, user(target, "target")?);
+    let (from, n) = (after(from)?, limit(n)?);
+    let page = map.read().known_followers(v, t, from, n);
+    Ok(encode_page(env, page))
+}
+
+#[rustler::nif]
+fn follower_map_mutuals<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    who: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
+    let page = map.read().mutuals(u, from, n);
+    Ok(encode_page(env, page))
+}
+
+#[rustler::nif]
+fn follower_map_common_following<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    a: Term<'a>,
+    b: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (a, b) = (user(a, "a")?, user(b, "b")?);
+    let (from, n) = (after(from)?, limit(n)?);
+    let page = map.read().common_following(a, b, from, n);
+    Ok(encode_page(env, page))
+}
+
+/// `{users, edges, memory}`, in `O(1)`.
+#[rustler::nif]
+fn follower_map_info(map: Term) -> NifResult<(u64, u64, usize)> {
+    let map = handle(map)?;
+    let m = map.read();
+    Ok((m.users(), m.edges(), m.memory()))
+}

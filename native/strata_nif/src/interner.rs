@@ -1,0 +1,90 @@
+//! NIFs behind `Strata.Interner` (prefix `interner_`).
+
+use rustler::{Binary, Encoder, Env, NewBinary, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::Interner;
+
+use crate::error::{arg, bad_arg};
+use crate::resource::Shared;
+
+/// Longest key accepted.
+const MAX_KEY: usize = 65_535;
+
+pub type InternerResource = Shared<Interner>;
+
+#[rustler::resource_impl]
+impl Resource for Shared<Interner> {}
+
+#[derive(NifStruct)]
+#[module = "Strata.Interner"]
+pub struct InternerHandle {
+    resource: ResourceArc<InternerResource>,
+}
+
+fn handle(term: Term) -> NifResult<ResourceArc<InternerResource>> {
+    arg::<InternerHandle>(term, "interner", "a %Strata.Interner{}").map(|h| h.resource)
+}
+
+fn key<'a>(term: Term<'a>) -> NifResult<Binary<'a>> {
+    let key: Binary = arg(term, "key", "a binary")?;
+    if key.len() > MAX_KEY {
+        return Err(bad_arg(format!(
+            "argument key: at most {MAX_KEY} bytes, got {}",
+            key.len()
+        )));
+    }
+    Ok(key)
+}
+
+#[rustler::nif]
+fn interner_new(env: Env) -> Term {
+    InternerHandle {
+        resource: Shared::wrap(Interner::new()),
+    }
+    .encode(env)
+}
+
+/// The id of `key`, giving it the next one if it has none.
+#[rustler::nif]
+fn interner_intern(interner: Term, k: Term) -> NifResult<u32> {
+    let interner = handle(interner)?;
+    let k = key(k)?;
+    // Most keys are already known: look them up under the read lock first.
+    if let Some(id) = interner.read().lookup(k.as_slice()) {
+        return Ok(id);
+    }
+    interner
+        .write(|i| i.intern(k.as_slice()))
+        .map(|(id, _)| id)
+        .map_err(|_| rustler::Error::Term(Box::new(crate::full())))
+}
+
+#[rustler::nif]
+fn interner_lookup(interner: Term, k: Term) -> NifResult<Option<u32>> {
+    let interner = handle(interner)?;
+    let k = key(k)?;
+    let id = interner.read().lookup(k.as_slice());
+    Ok(id)
+}
+
+#[rustler::nif]
+fn interner_key<'a>(env: Env<'a>, interner: Term<'a>, id: Term<'a>) -> NifResult<Term<'a>> {
+    let interner = handle(interner)?;
+    let id: u32 = arg(id, "id", "an id (an integer in 0..4294967295)")?;
+    let guard = interner.read();
+    Ok(match guard.key(id) {
+        Some(bytes) => {
+            let mut bin = NewBinary::new(env, bytes.len());
+            bin.as_mut_slice().copy_from_slice(bytes);
+            Term::from(bin)
+        }
+        None => crate::nil().encode(env),
+    })
+}
+
+/// `{size, memory}`, in `O(1)`.
+#[rustler::nif]
+fn interner_info(interner: Term) -> NifResult<(usize, usize)> {
+    let interner = handle(interner)?;
+    let i = interner.read();
+    Ok((i.len(), i.memory()))
+}
