@@ -83,4 +83,17 @@ defmodule Strata.Native do
   def interner_lookup(_interner, _key), do: not_loaded()
   def interner_key(_interner, _id), do: not_loaded()
   def interner_info(_interner), do: not_loaded()
+
+  # Timeline
+  def timeline_new(_map, _feed_capacity, _fanout_limit, _backfill), do: not_loaded()
+  def timeline_insert_post(_tl, _post, _author), do: not_loaded()
+  def timeline_insert_post_dirty(_tl, _post, _author), do: not_loaded()
+  def timeline_insert_repost(_tl, _repost, _reposter, _post), do: not_loaded()
+  def timeline_insert_repost_dirty(_tl, _repost, _reposter, _post), do: not_loaded()
+  def timeline_delete_post(_tl, _post), do: not_loaded()
+  def timeline_delete_repost(_tl, _repost), do: not_loaded()
+  def timeline_follow(_tl, _follower, _followee), do: not_loaded()
+  def timeline_unfollow(_tl, _follower, _followee), do: not_loaded()
+  def timeline_read(_tl, _user, _before, _limit), do: not_loaded()
+  def timeline_info(_tl), do: not_loaded()
 end

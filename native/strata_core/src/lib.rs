@@ -5,8 +5,10 @@ pub mod follower_map;
 pub mod interner;
 pub mod sorted_set;
 pub mod term;
+pub mod timeline;
 
 pub use follower_map::FollowerMap;
 pub use interner::Interner;
 pub use sorted_set::SortedSet;
 pub use term::{Atom, Term};
+pub use timeline::Timeline;

@@ -20,14 +20,14 @@ impl Resource for Shared<FollowerMap> {}
 #[derive(NifStruct)]
 #[module = "Strata.FollowerMap"]
 pub struct FollowerMapHandle {
-    resource: ResourceArc<FollowerMapResource>,
+    pub resource: ResourceArc<FollowerMapResource>,
 }
 
-fn handle(term: Term) -> NifResult<ResourceArc<FollowerMapResource>> {
+pub fn handle(term: Term) -> NifResult<ResourceArc<FollowerMapResource>> {
     arg::<FollowerMapHandle>(term, "map", "a %Strata.FollowerMap{}").map(|h| h.resource)
 }
 
-fn user(term: Term, name: &str) -> NifResult<u32> {
+pub fn user(term: Term, name: &str) -> NifResult<u32> {
     arg(term, name, "a user id (an integer in 0..4294967295)")
 }
 
@@ -49,7 +49,7 @@ fn limit(term: Term) -> NifResult<usize> {
     Ok(n)
 }
 
-fn self_follow(e: GraphError) -> rustler::Error {
+pub fn self_follow(e: GraphError) -> rustler::Error {
     match e {
         GraphError::SelfFollow(u) => {
             bad_arg(format!("argument followee: user {u} cannot follow itself"))

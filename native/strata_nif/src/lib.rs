@@ -8,6 +8,7 @@ mod resource;
 mod runtime;
 mod sorted_set;
 mod term;
+mod timeline;
 
 rustler::atoms! {
     ok,
@@ -18,6 +19,10 @@ rustler::atoms! {
     unbounded,
     not_sorted,
     full,
+    repost,
+    duplicate_id,
+    unknown_post,
+    not_found,
 }
 
 rustler::init!("Elixir.Strata.Native");

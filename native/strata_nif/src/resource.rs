@@ -24,6 +24,12 @@ impl Measured for strata_core::FollowerMap {
     }
 }
 
+impl Measured for strata_core::Timeline {
+    fn memory(&self) -> usize {
+        strata_core::Timeline::memory(self)
+    }
+}
+
 impl Measured for strata_core::Interner {
     fn memory(&self) -> usize {
         strata_core::Interner::memory(self)
@@ -40,14 +46,19 @@ where
 {
     /// Wraps `value` in a new resource.
     pub fn wrap(value: T) -> ResourceArc<Shared<T>> {
-        adjust_memory(value.memory() as isize);
-        ResourceArc::new(Shared {
-            inner: RwLock::new(value),
-        })
+        ResourceArc::new(Shared::new(value))
     }
 }
 
 impl<T: Measured> Shared<T> {
+    /// Puts `value` behind a lock, counting its memory.
+    pub fn new(value: T) -> Shared<T> {
+        adjust_memory(value.memory() as isize);
+        Shared {
+            inner: RwLock::new(value),
+        }
+    }
+
     /// A read lock; readers run in parallel.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.inner.read()

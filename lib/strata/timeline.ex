@@ -1,0 +1,210 @@
+defmodule Strata.Timeline do
+  @moduledoc """
+  A fan-out timeline store for Bluesky-style home feeds, held natively.
+
+  A post is pushed into the bounded feed of each of its author's followers (fan-out on
+  write), except for large authors, those with more followers than `:fanout_limit`, whose
+  posts are merged in when a timeline is read (fan-in). Reads are newest first and paged with
+  an opaque cursor.
+
+      iex> tl = Strata.Timeline.new(fanout_limit: 1)
+      iex> Strata.Timeline.follow(tl, 1, 10)
+      :ok
+      iex> Strata.Timeline.insert_post(tl, 1001, 10)
+      2
+      iex> Strata.Timeline.insert_repost(tl, 1002, 2, 1001)
+      1
+      iex> Strata.Timeline.follow(tl, 1, 2)
+      :ok
+      iex> {items, nil} = Strata.Timeline.get_timeline(tl, 1)
+      iex> items
+      [{:repost, 1001, 2}, 1001]
+
+  ## Semantics
+
+    * Post and repost ids are integers ordered by time (snowflakes, TIDs) in one id space;
+      a timeline item is a `post_id` or `{:repost, post_id, reposter_id}`, ordered by its own
+      id (a repost by the repost's).
+    * Every user's feed keeps the `:feed_capacity` newest item ids pushed to it (default
+      1000); when a push makes it longer, the oldest falls off. An author's own items are kept
+      the same way, and are what fan-in and backfill read.
+    * An author becomes large the first time their follower count passes `:fanout_limit`
+      (default 10,000) and stays large, so nothing they posted while large goes missing.
+      Their posts still enter their own feed.
+    * `follow/3` backfills the followee's `:backfill` most recent items (default 50) into the
+      follower's feed (nothing for a large followee: their items are fanned in).
+      `unfollow/3` removes the followee's posts and reposts from the follower's feed.
+    * Deletes are filtered at read time: a deleted post, and every repost of it, no longer
+      appears in any timeline; its feed entries leave as newer items push them out (until
+      then they count towards the capacity).
+    * A cursor names the last item returned; the next page holds items strictly older. New
+      posts never enter a later page, so no item is seen twice or skipped across pages.
+
+  The timeline reads its follow graph from a `Strata.FollowerMap`, its own or one given
+  with `follower_map:`; follows should go through `follow/3` so that backfill and large
+  authors are kept up to date.
+  """
+
+  alias Strata.{FollowerMap, Native}
+
+  @enforce_keys [:resource, :follower_map]
+  defstruct [:resource, :follower_map]
+
+  @typedoc "A handle to a native timeline store (mutable and shared)."
+  @type t :: %__MODULE__{resource: reference(), follower_map: FollowerMap.t()}
+
+  @typedoc "A timeline item."
+  @type item :: non_neg_integer() | {:repost, non_neg_integer(), FollowerMap.user()}
+
+  @typedoc "An opaque page cursor."
+  @type cursor :: String.t()
+
+  # Posts of authors with more followers than this go to a dirty scheduler.
+  @dirty_fanout 2000
+
+  @doc """
+  Creates a timeline store.
+
+  ## Options
+
+    * `:feed_capacity` - items kept per feed (default 1000, at most 100,000).
+    * `:fanout_limit` - authors with more followers are fanned in at read (default 10,000).
+    * `:backfill` - recent items of a newly followed author put into the feed (default 50).
+    * `:follower_map` - the `Strata.FollowerMap` to read the graph from (default: a new one).
+  """
+  @spec new(keyword()) :: t()
+  def new(opts \\ []) do
+    opts =
+      Keyword.validate!(opts,
+        feed_capacity: 1000,
+        fanout_limit: 10_000,
+        backfill: 50,
+        follower_map: nil
+      )
+
+    map = opts[:follower_map] || FollowerMap.new()
+    Native.timeline_new(map, opts[:feed_capacity], opts[:fanout_limit], opts[:backfill])
+  end
+
+  @doc "The follow graph the timeline reads."
+  @spec follower_map(t()) :: FollowerMap.t()
+  def follower_map(%__MODULE__{follower_map: map}), do: map
+
+  @doc """
+  Records a post and pushes it into the feeds of its author and, unless the author is large,
+  every follower. Returns how many feeds it entered, or `{:error, :duplicate_id}`.
+  """
+  @spec insert_post(t(), non_neg_integer(), FollowerMap.user()) ::
+          non_neg_integer() | {:error, :duplicate_id}
+  def insert_post(tl, post_id, author_id) do
+    if many_followers?(tl, author_id),
+      do: Native.timeline_insert_post_dirty(tl, post_id, author_id),
+      else: Native.timeline_insert_post(tl, post_id, author_id)
+  end
+
+  @doc """
+  Records a repost of `post_id` by `reposter_id` and fans it out like a post of the reposter.
+  Returns how many feeds it entered, or `{:error, :duplicate_id | :unknown_post}`.
+  """
+  @spec insert_repost(t(), non_neg_integer(), FollowerMap.user(), non_neg_integer()) ::
+          non_neg_integer() | {:error, :duplicate_id | :unknown_post}
+  def insert_repost(tl, repost_id, reposter_id, post_id) do
+    if many_followers?(tl, reposter_id),
+      do: Native.timeline_insert_repost_dirty(tl, repost_id, reposter_id, post_id),
+      else: Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
+  end
+
+  # A bad author id is left for the timeline NIF to name.
+  defp many_followers?(%__MODULE__{follower_map: map}, author)
+       when is_integer(author) and author >= 0 and author <= 4_294_967_295,
+       do: FollowerMap.follower_count(map, author) > @dirty_fanout
+
+  defp many_followers?(_tl, _author), do: false
+
+  @doc "Deletes a post (and so every repost of it) from every timeline."
+  @spec delete_post(t(), non_neg_integer()) :: :ok | {:error, :not_found}
+  def delete_post(tl, post_id), do: Native.timeline_delete_post(tl, post_id)
+
+  @doc "Deletes a repost from every timeline."
+  @spec delete_repost(t(), non_neg_integer()) :: :ok | {:error, :not_found}
+  def delete_repost(tl, repost_id), do: Native.timeline_delete_repost(tl, repost_id)
+
+  @doc "`follower` follows `followee`, and gets the followee's recent items: `:ok` or `:already`."
+  @spec follow(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
+  def follow(tl, follower, followee) do
+    if Native.timeline_follow(tl, follower, followee), do: :ok, else: :already
+  end
+
+  @doc "`follower` unfollows `followee`, whose items leave the follower's feed."
+  @spec unfollow(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_following
+  def unfollow(tl, follower, followee) do
+    if Native.timeline_unfollow(tl, follower, followee), do: :ok, else: :not_following
+  end
+
+  @doc """
+  A page of `user`'s home timeline, newest first: `{items, cursor}`, with `cursor` `nil` on
+  the last page.
+
+  ## Options
+
+    * `:limit` - items per page (default 50, at most 100).
+    * `:cursor` - the cursor of the previous page.
+
+  A malformed cursor gives `{:error, :invalid_cursor}`. An unknown user has an empty
+  timeline.
+
+      iex> Strata.Timeline.new() |> Strata.Timeline.get_timeline(42)
+      {[], nil}
+  """
+  @spec get_timeline(t(), FollowerMap.user(), keyword()) ::
+          {[item()], cursor() | nil} | {:error, :invalid_cursor}
+  def get_timeline(tl, user_id, opts \\ []) do
+    opts = Keyword.validate!(opts, limit: 50, cursor: nil)
+
+    with {:ok, before} <- decode_cursor(opts[:cursor]) do
+      {items, next} = Native.timeline_read(tl, user_id, before, opts[:limit])
+      {items, next && encode_cursor(next)}
+    end
+  end
+
+  defp encode_cursor(id), do: Base.url_encode64(<<id::unsigned-64>>, padding: false)
+
+  defp decode_cursor(nil), do: {:ok, nil}
+
+  defp decode_cursor(cursor) when is_binary(cursor) do
+    case Base.url_decode64(cursor, padding: false) do
+      {:ok, <<id::unsigned-64>>} -> {:ok, id}
+      _ -> {:error, :invalid_cursor}
+    end
+  end
+
+  defp decode_cursor(_cursor), do: {:error, :invalid_cursor}
+
+  @doc "Bytes held natively by the timeline store (not counting its follow graph)."
+  @spec memory(t()) :: non_neg_integer()
+  def memory(tl), do: tl |> Native.timeline_info() |> elem(4)
+
+  @doc """
+  Counts: users with a feed, posts and reposts recorded, feed entries, large authors.
+
+      iex> Strata.Timeline.new() |> Strata.Timeline.stats()
+      %{users: 0, items: 0, feed_entries: 0, large_authors: 0}
+  """
+  @spec stats(t()) :: %{
+          users: non_neg_integer(),
+          items: non_neg_integer(),
+          feed_entries: non_neg_integer(),
+          large_authors: non_neg_integer()
+        }
+  def stats(tl) do
+    {users, items, entries, large, _} = Native.timeline_info(tl)
+    %{users: users, items: items, feed_entries: entries, large_authors: large}
+  end
+
+  defimpl Inspect do
+    def inspect(tl, _opts) do
+      s = Strata.Timeline.stats(tl)
+      "#Strata.Timeline<users: #{s.users}, items: #{s.items}, large_authors: #{s.large_authors}>"
+    end
+  end
+end

@@ -1,0 +1,429 @@
+//! A fan-out timeline store: posts are pushed into followers' bounded feeds, except posts of
+//! large authors (more followers than `fanout_limit`), which are merged in when a timeline is
+//! read (fan-in). The follow graph lives in a [`FollowerMap`] that every call receives, so
+//! that it can be shared with other users of the graph.
+//!
+//! Items are posts and reposts, each with a time-ordered id (a snowflake or TID); one id space
+//! covers both. A feed holds item ids, newest first, at most `feed_capacity` of them: when a
+//! push makes it longer, its oldest ids fall off. Every author also keeps their own last
+//! `feed_capacity` items, which fan-in and backfill read. Deletes are filtered at read time:
+//! a deleted post (and every repost of it) is skipped, and its entries leave feeds as newer
+//! items push them out.
+
+use std::collections::HashMap;
+use std::mem::size_of;
+
+use roaring::RoaringBitmap;
+
+use crate::follower_map::FollowerMap;
+
+/// One feed item as a reader sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Post(u64),
+    /// `{repost id, post id, reposter}`.
+    Repost(u64, u64, u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Record {
+    Post {
+        author: u32,
+        deleted: bool,
+    },
+    Repost {
+        post: u64,
+        reposter: u32,
+        deleted: bool,
+    },
+}
+
+/// Errors of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineError {
+    /// An item with this id exists already.
+    DuplicateId(u64),
+    /// A repost of a post that does not exist (or was deleted).
+    UnknownPost(u64),
+    /// No such post or repost.
+    NotFound(u64),
+}
+
+/// Options of a timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub feed_capacity: usize,
+    pub fanout_limit: u64,
+    pub backfill: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            feed_capacity: 1000,
+            fanout_limit: 10_000,
+            backfill: 50,
+        }
+    }
+}
+
+/// Counts for `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub users: usize,
+    pub items: usize,
+    pub feed_entries: usize,
+    pub large_authors: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Timeline {
+    options: Options,
+    records: HashMap<u64, Record>,
+    /// Each user's home feed: item ids, ascending (newest last).
+    feeds: HashMap<u32, Vec<u64>>,
+    /// Each author's own items (posts and reposts), ascending.
+    own: HashMap<u32, Vec<u64>>,
+    /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
+    /// (so that nothing they posted while large goes missing if they fall back under it).
+    large: RoaringBitmap,
+    feed_entries: usize,
+    own_entries: usize,
+}
+
+/// Inserts `id` into an ascending bounded list; returns whether it was added.
+fn push_bounded(list: &mut Vec<u64>, id: u64, capacity: usize) -> (bool, usize) {
+    let at = match list.binary_search(&id) {
+        Ok(_) => return (false, 0),
+        Err(at) => at,
+    };
+    if list.len() >= capacity {
+        if at == 0 {
+            return (false, 0); // older than everything kept
+        }
+        list.remove(0);
+        list.insert(at - 1, id);
+        (true, 0)
+    } else {
+        list.insert(at, id);
+        (true, 1)
+    }
+}
+
+impl Timeline {
+    pub fn new(options: Options) -> Timeline {
+        Timeline {
+            options,
+            ..Timeline::default()
+        }
+    }
+
+    pub fn options(&self) -> Options {
+        self.options
+    }
+
+    /// Bytes held (`O(1)`, slightly above the live data: capacities are counted).
+    pub fn memory(&self) -> usize {
+        size_of::<Self>()
+            + self.records.capacity() * (size_of::<u64>() + size_of::<Record>() + 1)
+            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<Vec<u64>>() + 1)
+            + (self.feed_entries + self.own_entries) * size_of::<u64>()
+            + self.large.serialized_size()
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            users: self.feeds.len(),
+            items: self.records.len(),
+            feed_entries: self.feed_entries,
+            large_authors: self.large.len(),
+        }
+    }
+
+    /// Whether `author` is fanned in at read time.
+    pub fn is_large(&self, author: u32) -> bool {
+        self.large.contains(author)
+    }
+
+    /// Marks `author` large once their follower count passes the limit.
+    fn reclassify(&mut self, graph: &FollowerMap, author: u32) {
+        if graph.follower_count(author) > self.options.fanout_limit {
+            self.large.insert(author);
+        }
+    }
+
+    fn push_feed(&mut self, user: u32, id: u64) -> bool {
+        let capacity = self.options.feed_capacity;
+        let feed = self.feeds.entry(user).or_default();
+        let (added, grown) = push_bounded(feed, id, capacity);
+        self.feed_entries += grown;
+        added
+    }
+
+    fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
+        let capacity = self.options.feed_capacity;
+        let (_, grown) = push_bounded(self.own.entry(author).or_default(), id, capacity);
+        self.own_entries += grown;
+        let mut touched = usize::from(self.push_feed(author, id));
+        if !self.is_large(author) {
+            if let Some(followers) = graph.followers_of(author) {
+                for follower in followers {
+                    touched += usize::from(self.push_feed(follower, id));
+                }
+            }
+        }
+        touched
+    }
+
+    /// Records a post and pushes it to the author's feed and, unless the author is large,
+    /// every follower's. Returns how many feeds it entered.
+    pub fn insert_post(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+    ) -> Result<usize, TimelineError> {
+        if self.records.contains_key(&post) {
+            return Err(TimelineError::DuplicateId(post));
+        }
+        self.records.insert(
+            post,
+            Record::Post {
+                author,
+                deleted: false,
+            },
+        );
+        Ok(self.publish(graph, author, post))
+    }
+
+    /// Records a repost (its own feed item, ordered by `repost`) and fans it out like a post
+    /// of the reposter.
+    pub fn insert_repost(
+        &mut self,
+        graph: &FollowerMap,
+        repost: u64,
+        reposter: u32,
+        post: u64,
+    ) -> Result<usize, TimelineError> {
+        if self.records.contains_key(&repost) {
+            return Err(TimelineError::DuplicateId(repost));
+        }
+        match self.records.get(&post) {
+            Some(Record::Post { deleted: false, .. }) => {}
+            _ => return Err(TimelineError::UnknownPost(post)),
+        }
+        self.records.insert(
+            repost,
+            Record::Repost {
+                post,
+                reposter,
+                deleted: false,
+            },
+        );
+        Ok(self.publish(graph, reposter, repost))
+    }
+
+    /// Deletes a post: it and every repost of it disappear from every timeline.
+    pub fn delete_post(&mut self, post: u64) -> Result<(), TimelineError> {
+        match self.records.get_mut(&post) {
+            Some(Record::Post { deleted, .. }) if !*deleted => {
+                *deleted = true;
+                Ok(())
+            }
+            _ => Err(TimelineError::NotFound(post)),
+        }
+    }
+
+    /// Deletes a repost.
+    pub fn delete_repost(&mut self, repost: u64) -> Result<(), TimelineError> {
+        match self.records.get_mut(&repost) {
+            Some(Record::Repost { deleted, .. }) if !*deleted => {
+                *deleted = true;
+                Ok(())
+            }
+            _ => Err(TimelineError::NotFound(repost)),
+        }
+    }
+
+    /// After `follower` followed `followee` in `graph`: backfills the followee's recent items
+    /// into the follower's feed (unless the followee is large: those are fanned in).
+    pub fn followed(&mut self, graph: &FollowerMap, follower: u32, followee: u32) {
+        self.reclassify(graph, followee);
+        if self.is_large(followee) {
+            return;
+        }
+        let recent: Vec<u64> = self
+            .own
+            .get(&followee)
+            .map(|items| {
+                items
+                    .iter()
+                    .rev()
+                    .take(self.options.backfill)
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in recent {
+            self.push_feed(follower, id);
+        }
+    }
+
+    /// After `follower` unfollowed `followee`: removes the followee's posts and
+    /// reposts from the follower's feed.
+    pub fn unfollowed(&mut self, follower: u32, followee: u32) {
+        let Some(feed) = self.feeds.get_mut(&follower) else {
+            return;
+        };
+        let records = &self.records;
+        let before = feed.len();
+        feed.retain(|id| source(records.get(id)) != Some(followee));
+        self.feed_entries -= before - feed.len();
+    }
+
+    /// Whether an item is visible: it exists, is not deleted, and neither is its post.
+    fn visible(&self, id: u64) -> Option<Item> {
+        match self.records.get(&id)? {
+            Record::Post { deleted: false, .. } => Some(Item::Post(id)),
+            Record::Repost {
+                post,
+                reposter,
+                deleted: false,
+            } => match self.records.get(post) {
+                Some(Record::Post { deleted: false, .. }) => {
+                    Some(Item::Repost(id, *post, *reposter))
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Up to `limit` items of `user`'s home timeline with ids below `before` (all when
+    /// `None`), newest first: the user's feed merged with the items of the large authors the
+    /// user follows, without duplicates. Also returns the id to pass as `before` for the next
+    /// page (`None` at the end).
+    pub fn read(
+        &self,
+        graph: &FollowerMap,
+        user: u32,
+        before: Option<u64>,
+        limit: usize,
+    ) -> (Vec<Item>, Option<u64>) {
+        let below = |list: &[u64]| -> usize {
+            match before {
+                None => list.len(),
+                Some(b) => list.partition_point(|&id| id < b),
+            }
+        };
+        // Cursors into each source list, walking down from the newest id below `before`.
+        let mut sources: Vec<(&[u64], usize)> = Vec::new();
+        if let Some(feed) = self.feeds.get(&user) {
+            sources.push((feed, below(feed)));
+        }
+        if let Some(following) = graph.following_of(user) {
+            for author in following & &self.large {
+                if let Some(own) = self.own.get(&author) {
+                    sources.push((own, below(own)));
+                }
+            }
+        }
+        let mut items = Vec::with_capacity(limit);
+        let mut last: Option<u64> = None;
+        let mut next = None;
+        while items.len() < limit {
+            // The newest remaining id across the sources.
+            let Some((k, id)) = sources
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, pos))| *pos > 0)
+                .map(|(k, (list, pos))| (k, list[pos - 1]))
+                .max_by_key(|&(_, id)| id)
+            else {
+                break;
+            };
+            sources[k].1 -= 1;
+            if last == Some(id) {
+                continue; // the same item from two sources
+            }
+            last = Some(id);
+            if let Some(item) = self.visible(id) {
+                items.push(item);
+                next = Some(id);
+            }
+        }
+        let more = sources.iter().any(|(list, pos)| {
+            list[..*pos]
+                .iter()
+                .any(|&id| Some(id) != last && self.visible(id).is_some())
+        });
+        (items, if more { next } else { None })
+    }
+}
+
+/// Who put an item into feeds: the author of a post, the reposter of a repost.
+fn source(record: Option<&Record>) -> Option<u32> {
+    match record? {
+        Record::Post { author, .. } => Some(*author),
+        Record::Repost { reposter, .. } => Some(*reposter),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(feed_capacity: usize, fanout_limit: u64) -> Options {
+        Options {
+            feed_capacity,
+            fanout_limit,
+            backfill: 2,
+        }
+    }
+
+    #[test]
+    fn fan_out_fan_in_and_cursors() {
+        let mut graph = FollowerMap::new();
+        let mut tl = Timeline::new(options(3, 1));
+        graph.follow(1, 10).unwrap();
+        tl.followed(&graph, 1, 10);
+        assert_eq!(tl.insert_post(&graph, 100, 10), Ok(2)); // author's feed and follower's
+        graph.follow(2, 10).unwrap();
+        tl.followed(&graph, 2, 10); // 10 now has 2 followers: large, fanned in
+        assert!(tl.is_large(10));
+        assert_eq!(tl.insert_post(&graph, 101, 10), Ok(1));
+        let (items, next) = tl.read(&graph, 1, None, 10);
+        assert_eq!(items, vec![Item::Post(101), Item::Post(100)]);
+        assert_eq!(next, None);
+        let (items, next) = tl.read(&graph, 2, None, 1);
+        assert_eq!((items, next), (vec![Item::Post(101)], Some(101)));
+        assert_eq!(tl.read(&graph, 2, Some(101), 1).0, vec![Item::Post(100)]);
+        assert_eq!(tl.insert_repost(&graph, 102, 1, 100), Ok(1));
+        assert_eq!(
+            tl.read(&graph, 1, None, 1).0,
+            vec![Item::Repost(102, 100, 1)]
+        );
+        tl.delete_post(100).unwrap();
+        assert_eq!(tl.read(&graph, 1, None, 10).0, vec![Item::Post(101)]);
+        assert_eq!(
+            tl.insert_repost(&graph, 103, 1, 100),
+            Err(TimelineError::UnknownPost(100))
+        );
+        assert_eq!(
+            tl.insert_post(&graph, 101, 3),
+            Err(TimelineError::DuplicateId(101))
+        );
+    }
+
+    #[test]
+    fn feeds_keep_the_newest_items() {
+        let graph = FollowerMap::new();
+        let mut tl = Timeline::new(options(3, 100));
+        for id in [5, 1, 9, 7, 3] {
+            tl.insert_post(&graph, id, 1).unwrap();
+        }
+        let ids: Vec<Item> = tl.read(&graph, 1, None, 10).0;
+        assert_eq!(ids, vec![Item::Post(9), Item::Post(7), Item::Post(5)]);
+        assert_eq!(tl.stats().feed_entries, 3);
+    }
+}

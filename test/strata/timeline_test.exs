@@ -1,0 +1,315 @@
+defmodule Strata.TimelineTest do
+  use ExUnit.Case, async: true
+
+  alias Strata.{FollowerMap, Seeded, Timeline}
+
+  doctest Timeline
+
+  # A pure Elixir model of the documented semantics.
+  defmodule Model do
+    @moduledoc false
+    defstruct follows: MapSet.new(),
+              records: %{},
+              feeds: %{},
+              own: %{},
+              large: MapSet.new(),
+              opts: nil
+
+    def new(opts), do: %__MODULE__{opts: Map.new(opts)}
+
+    # Inserts id into an ascending list of at most cap ids; returns {added?, list}.
+    defp push(list, id, cap) do
+      cond do
+        id in list -> {false, list}
+        length(list) < cap -> {true, Enum.sort([id | list])}
+        id < hd(list) -> {false, list}
+        true -> {true, tl(Enum.sort([id | list]))}
+      end
+    end
+
+    defp push_feed(m, user, id) do
+      {added, feed} = push(Map.get(m.feeds, user, []), id, m.opts.feed_capacity)
+      {added, %{m | feeds: Map.put(m.feeds, user, feed)}}
+    end
+
+    defp followers(m, user), do: for({f, ^user} <- m.follows, do: f)
+
+    defp publish(m, author, id) do
+      {_, own} = push(Map.get(m.own, author, []), id, m.opts.feed_capacity)
+      m = %{m | own: Map.put(m.own, author, own)}
+      {added, m} = push_feed(m, author, id)
+      targets = if author in m.large, do: [], else: followers(m, author)
+
+      Enum.reduce(targets, {if(added, do: 1, else: 0), m}, fn f, {n, m} ->
+        {added, m} = push_feed(m, f, id)
+        {if(added, do: n + 1, else: n), m}
+      end)
+    end
+
+    def insert_post(m, id, author) do
+      if Map.has_key?(m.records, id) do
+        {{:error, :duplicate_id}, m}
+      else
+        publish(%{m | records: Map.put(m.records, id, {:post, author, false})}, author, id)
+      end
+    end
+
+    def insert_repost(m, id, reposter, post) do
+      cond do
+        Map.has_key?(m.records, id) ->
+          {{:error, :duplicate_id}, m}
+
+        not match?({:post, _, false}, m.records[post]) ->
+          {{:error, :unknown_post}, m}
+
+        true ->
+          publish(
+            %{m | records: Map.put(m.records, id, {:repost, post, reposter, false})},
+            reposter,
+            id
+          )
+      end
+    end
+
+    def delete(m, id, kind) do
+      case m.records[id] do
+        {^kind, a, false} -> {:ok, %{m | records: Map.put(m.records, id, {kind, a, true})}}
+        {^kind, a, b, false} -> {:ok, %{m | records: Map.put(m.records, id, {kind, a, b, true})}}
+        _ -> {{:error, :not_found}, m}
+      end
+    end
+
+    def follow(m, a, b) do
+      if {a, b} in m.follows do
+        {:already, m}
+      else
+        m = %{m | follows: MapSet.put(m.follows, {a, b})}
+
+        m =
+          if length(followers(m, b)) > m.opts.fanout_limit,
+            do: %{m | large: MapSet.put(m.large, b)},
+            else: m
+
+        m =
+          if b in m.large do
+            m
+          else
+            m.own
+            |> Map.get(b, [])
+            |> Enum.reverse()
+            |> Enum.take(m.opts.backfill)
+            |> Enum.reduce(m, fn id, m -> m |> push_feed(a, id) |> elem(1) end)
+          end
+
+        {:ok, m}
+      end
+    end
+
+    def unfollow(m, a, b) do
+      if {a, b} in m.follows do
+        feed = Map.get(m.feeds, a, []) |> Enum.reject(&(source(m, &1) == b))
+        {:ok, %{m | follows: MapSet.delete(m.follows, {a, b}), feeds: Map.put(m.feeds, a, feed)}}
+      else
+        {:not_following, m}
+      end
+    end
+
+    defp source(m, id) do
+      case m.records[id] do
+        {:post, author, _} -> author
+        {:repost, _, reposter, _} -> reposter
+      end
+    end
+
+    defp visible(m, id) do
+      case m.records[id] do
+        {:post, _, false} ->
+          id
+
+        {:repost, post, reposter, false} ->
+          if match?({:post, _, false}, m.records[post]), do: {:repost, post, reposter}
+
+        _ ->
+          nil
+      end
+    end
+
+    # The whole timeline, newest first.
+    def timeline(m, user) do
+      fanned_in = for {^user, b} <- m.follows, b in m.large, id <- Map.get(m.own, b, []), do: id
+
+      (Map.get(m.feeds, user, []) ++ fanned_in)
+      |> Enum.uniq()
+      |> Enum.sort(:desc)
+      |> Enum.map(&visible(m, &1))
+      |> Enum.reject(&is_nil/1)
+    end
+  end
+
+  # Reads every page; returns the items and checks each page's size.
+  defp read_all(tl, user, limit, cursor \\ nil, acc \\ []) do
+    {items, next} = Timeline.get_timeline(tl, user, limit: limit, cursor: cursor)
+    assert length(items) <= limit
+    if next == nil, do: acc ++ items, else: read_all(tl, user, limit, next, acc ++ items)
+  end
+
+  @opts [feed_capacity: 5, fanout_limit: 2, backfill: 3]
+
+  test "random follows, posts, reposts, deletes and paged reads match the model" do
+    for round <- 1..3 do
+      Seeded.run("timeline #{round}", fn _seed ->
+        tl = Timeline.new(@opts)
+        users = 0..9
+
+        Enum.reduce(1..1500, {Model.new(@opts), 1000}, fn step, {m, next_id} ->
+          {a, b} = {Enum.random(users), Enum.random(users)}
+          # Ids mostly rise, as time-ordered ids do, with some arriving late.
+          id = if :rand.uniform(5) == 1, do: next_id - :rand.uniform(50), else: next_id
+
+          {m, next_id} =
+            case :rand.uniform(10) do
+              r when r <= 2 and a != b ->
+                {expected, m} = Model.follow(m, a, b)
+                assert Timeline.follow(tl, a, b) == expected
+                {m, next_id}
+
+              3 when a != b ->
+                {expected, m} = Model.unfollow(m, a, b)
+                assert Timeline.unfollow(tl, a, b) == expected
+                {m, next_id}
+
+              r when r <= 6 ->
+                {expected, m} = Model.insert_post(m, id, a)
+
+                assert Timeline.insert_post(tl, id, a) == expected,
+                       "post #{id} by #{a} at #{step}"
+
+                {m, next_id + 1}
+
+              7 ->
+                post = Enum.random(Map.keys(m.records) ++ [1])
+                {expected, m} = Model.insert_repost(m, id, a, post)
+                assert Timeline.insert_repost(tl, id, a, post) == expected
+                {m, next_id + 1}
+
+              8 ->
+                target = Enum.random(Map.keys(m.records) ++ [1])
+                kind = Enum.random([:post, :repost])
+                {expected, m} = Model.delete(m, target, kind)
+
+                got =
+                  if kind == :post,
+                    do: Timeline.delete_post(tl, target),
+                    else: Timeline.delete_repost(tl, target)
+
+                assert got == expected
+                {m, next_id}
+
+              _ ->
+                limit = Enum.random([1, 2, 3, 50])
+
+                assert read_all(tl, a, limit) == Model.timeline(m, a),
+                       "timeline of #{a} at step #{step}"
+
+                {m, next_id}
+            end
+
+          {m, next_id}
+        end)
+        |> then(fn {m, _} ->
+          for u <- users, do: assert(read_all(tl, u, 2) == Model.timeline(m, u))
+          assert Timeline.stats(tl).large_authors == MapSet.size(m.large)
+        end)
+      end)
+    end
+  end
+
+  test "the cursor is stable under concurrent inserts" do
+    tl = Timeline.new()
+    Timeline.follow(tl, 1, 2)
+    for id <- 1..30, do: Timeline.insert_post(tl, id, 2)
+    {page1, cursor} = Timeline.get_timeline(tl, 1, limit: 10)
+    for id <- 31..40, do: Timeline.insert_post(tl, id, 2)
+    {page2, _} = Timeline.get_timeline(tl, 1, limit: 10, cursor: cursor)
+    assert page1 == Enum.to_list(30..21//-1)
+    assert page2 == Enum.to_list(20..11//-1)
+  end
+
+  test "many processes posting, following and reading end where the model does" do
+    tl = Timeline.new(@opts)
+
+    # Each process owns its users, so that the final state is the union of independent runs.
+    tasks =
+      for p <- 0..7 do
+        Task.async(fn ->
+          :rand.seed(:exsss, p)
+          users = Enum.map(0..4, &(p * 10 + &1))
+
+          {m, _} =
+            Enum.reduce(1..300, {Model.new(@opts), p * 100_000}, fn _, {m, id} ->
+              {a, b} = {Enum.random(users), Enum.random(users)}
+
+              cond do
+                a != b and :rand.uniform(3) == 1 ->
+                  {_, m} = Model.follow(m, a, b)
+                  Timeline.follow(tl, a, b)
+                  {m, id}
+
+                true ->
+                  {_, m} = Model.insert_post(m, id, a)
+                  Timeline.insert_post(tl, id, a)
+                  Timeline.get_timeline(tl, b)
+                  {m, id + 1}
+              end
+            end)
+
+          {users, m}
+        end)
+      end
+
+    for {users, m} <- Enum.map(tasks, &Task.await(&1, 30_000)), u <- users do
+      assert read_all(tl, u, 100) == Model.timeline(m, u)
+    end
+  end
+
+  test "a given follower map is shared" do
+    map = FollowerMap.new()
+    tl = Timeline.new(follower_map: map)
+    Timeline.follow(tl, 1, 2)
+    assert FollowerMap.follows?(map, 1, 2)
+    assert Timeline.follower_map(tl) == map
+  end
+
+  test "bad input: ArgumentError for wrong types, errors for what can happen" do
+    tl = Timeline.new()
+    assert_raise ArgumentError, ~r/argument post_id/, fn -> Timeline.insert_post(tl, -1, 1) end
+
+    assert_raise ArgumentError, ~r/argument author_id/, fn ->
+      Timeline.insert_post(tl, 1, 2 ** 32)
+    end
+
+    assert_raise ArgumentError, ~r/argument author_id/, fn -> Timeline.insert_post(tl, 1, "x") end
+    assert_raise ArgumentError, ~r/argument timeline/, fn -> Timeline.insert_post(:tl, 1, 1) end
+    assert_raise ArgumentError, ~r/cannot follow itself/, fn -> Timeline.follow(tl, 3, 3) end
+
+    assert_raise ArgumentError, ~r/argument limit/, fn ->
+      Timeline.get_timeline(tl, 1, limit: 101)
+    end
+
+    assert_raise ArgumentError, ~r/argument user_id/, fn -> Timeline.get_timeline(tl, -1) end
+
+    assert_raise ArgumentError, ~r/argument feed_capacity/, fn ->
+      Timeline.new(feed_capacity: 0)
+    end
+
+    assert Timeline.get_timeline(tl, 1, cursor: "not a cursor!") == {:error, :invalid_cursor}
+    assert Timeline.get_timeline(tl, 1, cursor: 12) == {:error, :invalid_cursor}
+    assert Timeline.get_timeline(tl, 777) == {[], nil}
+    assert Timeline.insert_post(tl, 5, 1) == 1
+    assert Timeline.insert_post(tl, 5, 1) == {:error, :duplicate_id}
+    assert Timeline.insert_repost(tl, 6, 2, 99) == {:error, :unknown_post}
+    assert Timeline.delete_repost(tl, 5) == {:error, :not_found}
+    assert Timeline.delete_post(tl, 5) == :ok
+    assert Timeline.delete_post(tl, 5) == {:error, :not_found}
+  end
+end
