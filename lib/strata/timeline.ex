@@ -28,8 +28,9 @@ defmodule Strata.Timeline do
     * Every user's feed keeps the `:feed_capacity` newest item ids pushed to it (default
       1000); when a push makes it longer, the oldest falls off. An author's own items are kept
       the same way, and are what fan-in and backfill read.
-    * An author becomes large the first time their follower count passes `:fanout_limit`
-      (default 10,000) and stays large, so nothing they posted while large goes missing.
+    * An author becomes large when a post or follow finds their follower count above
+      `:fanout_limit` (default 10,000), and stays large, so nothing they posted while large
+      goes missing.
       Their posts still enter their own feed.
     * `follow/3` backfills the followee's `:backfill` most recent items (default 50) into the
       follower's feed (nothing for a large followee: their items are fanned in).
@@ -41,8 +42,9 @@ defmodule Strata.Timeline do
       posts never enter a later page, so no item is seen twice or skipped across pages.
 
   The timeline reads its follow graph from a `Strata.FollowerMap`, its own or one given
-  with `follower_map:`; follows should go through `follow/3` so that backfill and large
-  authors are kept up to date.
+  with `follower_map:` (so a graph can be bulk-loaded first). Whether an author is large is
+  checked at each of their posts and follows; backfill and unfollow cleanup happen only for
+  follows made through `follow/3` and `unfollow/3`.
   """
 
   alias Strata.{FollowerMap, Native}

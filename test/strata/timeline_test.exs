@@ -34,7 +34,15 @@ defmodule Strata.TimelineTest do
 
     defp followers(m, user), do: for({f, ^user} <- m.follows, do: f)
 
+    # Once an author's follower count passes the limit, they are large for good.
+    defp reclassify(m, author) do
+      if length(followers(m, author)) > m.opts.fanout_limit,
+        do: %{m | large: MapSet.put(m.large, author)},
+        else: m
+    end
+
     defp publish(m, author, id) do
+      m = reclassify(m, author)
       {_, own} = push(Map.get(m.own, author, []), id, m.opts.feed_capacity)
       m = %{m | own: Map.put(m.own, author, own)}
       {added, m} = push_feed(m, author, id)
@@ -83,12 +91,7 @@ defmodule Strata.TimelineTest do
       if {a, b} in m.follows do
         {:already, m}
       else
-        m = %{m | follows: MapSet.put(m.follows, {a, b})}
-
-        m =
-          if length(followers(m, b)) > m.opts.fanout_limit,
-            do: %{m | large: MapSet.put(m.large, b)},
-            else: m
+        m = reclassify(%{m | follows: MapSet.put(m.follows, {a, b})}, b)
 
         m =
           if b in m.large do

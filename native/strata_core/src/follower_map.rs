@@ -8,9 +8,9 @@
 //! | a page of `limit` ids after `after` | `O(log + limit)` |
 //! | `known_followers`, `mutuals`, `common_following` | `O(smaller set)` membership tests |
 
-use std::collections::HashMap;
 use std::mem::size_of;
 
+use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
 /// Errors from changing the graph.

@@ -10,9 +10,10 @@
 //! a deleted post (and every repost of it) is skipped, and its entries leave feeds as newer
 //! items push them out.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::mem::size_of;
 
+use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
 use crate::follower_map::FollowerMap;
@@ -81,9 +82,9 @@ pub struct Timeline {
     options: Options,
     records: HashMap<u64, Record>,
     /// Each user's home feed: item ids, ascending (newest last).
-    feeds: HashMap<u32, Vec<u64>>,
+    feeds: HashMap<u32, VecDeque<u64>>,
     /// Each author's own items (posts and reposts), ascending.
-    own: HashMap<u32, Vec<u64>>,
+    own: HashMap<u32, VecDeque<u64>>,
     /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
     /// (so that nothing they posted while large goes missing if they fall back under it).
     large: RoaringBitmap,
@@ -91,17 +92,23 @@ pub struct Timeline {
     own_entries: usize,
 }
 
-/// Inserts `id` into an ascending bounded list; returns whether it was added.
-fn push_bounded(list: &mut Vec<u64>, id: u64, capacity: usize) -> (bool, usize) {
-    let at = match list.binary_search(&id) {
-        Ok(_) => return (false, 0),
-        Err(at) => at,
+/// Inserts `id` into an ascending list of at most `capacity` ids, dropping the oldest when
+/// full. Returns whether it was added and by how much the list grew. Ids mostly arrive
+/// newest, so the insert is usually a push at the back.
+fn push_bounded(list: &mut VecDeque<u64>, id: u64, capacity: usize) -> (bool, usize) {
+    let at = match list.back() {
+        Some(&last) if last < id => list.len(),
+        None => 0,
+        _ => match list.binary_search(&id) {
+            Ok(_) => return (false, 0),
+            Err(at) => at,
+        },
     };
     if list.len() >= capacity {
         if at == 0 {
             return (false, 0); // older than everything kept
         }
-        list.remove(0);
+        list.pop_front();
         list.insert(at - 1, id);
         (true, 0)
     } else {
@@ -126,7 +133,7 @@ impl Timeline {
     pub fn memory(&self) -> usize {
         size_of::<Self>()
             + self.records.capacity() * (size_of::<u64>() + size_of::<Record>() + 1)
-            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<Vec<u64>>() + 1)
+            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<VecDeque<u64>>() + 1)
             + (self.feed_entries + self.own_entries) * size_of::<u64>()
             + self.large.serialized_size()
     }
@@ -161,6 +168,8 @@ impl Timeline {
     }
 
     fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
+        // The graph may have grown without going through `followed`.
+        self.reclassify(graph, author);
         let capacity = self.options.feed_capacity;
         let (_, grown) = push_bounded(self.own.entry(author).or_default(), id, capacity);
         self.own_entries += grown;
@@ -310,14 +319,14 @@ impl Timeline {
         before: Option<u64>,
         limit: usize,
     ) -> (Vec<Item>, Option<u64>) {
-        let below = |list: &[u64]| -> usize {
+        let below = |list: &VecDeque<u64>| -> usize {
             match before {
                 None => list.len(),
                 Some(b) => list.partition_point(|&id| id < b),
             }
         };
         // Cursors into each source list, walking down from the newest id below `before`.
-        let mut sources: Vec<(&[u64], usize)> = Vec::new();
+        let mut sources: Vec<(&VecDeque<u64>, usize)> = Vec::new();
         if let Some(feed) = self.feeds.get(&user) {
             sources.push((feed, below(feed)));
         }
@@ -353,8 +362,7 @@ impl Timeline {
             }
         }
         let more = sources.iter().any(|(list, pos)| {
-            list[..*pos]
-                .iter()
+            list.range(..*pos)
                 .any(|&id| Some(id) != last && self.visible(id).is_some())
         });
         (items, if more { next } else { None })
