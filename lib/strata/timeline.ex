@@ -62,7 +62,7 @@ defmodule Strata.Timeline do
   @type cursor :: String.t()
 
   # Posts of authors with more followers than this go to a dirty scheduler.
-  @dirty_fanout 2000
+  @dirty_fanout 1000
 
   @doc """
   Creates a timeline store.
@@ -184,29 +184,31 @@ defmodule Strata.Timeline do
 
   @doc "Bytes held natively by the timeline store (not counting its follow graph)."
   @spec memory(t()) :: non_neg_integer()
-  def memory(tl), do: tl |> Native.timeline_info() |> elem(4)
+  def memory(tl), do: tl |> Native.timeline_info() |> elem(5)
 
   @doc """
-  Counts: users with a feed, posts and reposts recorded, feed entries, large authors.
+  Counts: users with a feed, posts and reposts recorded (deleted ones included), feed
+  entries, large authors.
 
       iex> Strata.Timeline.new() |> Strata.Timeline.stats()
-      %{users: 0, items: 0, feed_entries: 0, large_authors: 0}
+      %{users: 0, posts: 0, reposts: 0, feed_entries: 0, large_authors: 0}
   """
   @spec stats(t()) :: %{
           users: non_neg_integer(),
-          items: non_neg_integer(),
+          posts: non_neg_integer(),
+          reposts: non_neg_integer(),
           feed_entries: non_neg_integer(),
           large_authors: non_neg_integer()
         }
   def stats(tl) do
-    {users, items, entries, large, _} = Native.timeline_info(tl)
-    %{users: users, items: items, feed_entries: entries, large_authors: large}
+    {users, posts, reposts, entries, large, _} = Native.timeline_info(tl)
+    %{users: users, posts: posts, reposts: reposts, feed_entries: entries, large_authors: large}
   end
 
   defimpl Inspect do
     def inspect(tl, _opts) do
       s = Strata.Timeline.stats(tl)
-      "#Strata.Timeline<users: #{s.users}, items: #{s.items}, large_authors: #{s.large_authors}>"
+      "#Strata.Timeline<users: #{s.users}, posts: #{s.posts}, large_authors: #{s.large_authors}>"
     end
   end
 end

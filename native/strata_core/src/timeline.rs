@@ -72,7 +72,8 @@ impl Default for Options {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
     pub users: usize,
-    pub items: usize,
+    pub posts: usize,
+    pub reposts: usize,
     pub feed_entries: usize,
     pub large_authors: u64,
 }
@@ -90,6 +91,7 @@ pub struct Timeline {
     large: RoaringBitmap,
     feed_entries: usize,
     own_entries: usize,
+    reposts: usize,
 }
 
 /// Inserts `id` into an ascending list of at most `capacity` ids, dropping the oldest when
@@ -141,7 +143,8 @@ impl Timeline {
     pub fn stats(&self) -> Stats {
         Stats {
             users: self.feeds.len(),
-            items: self.records.len(),
+            posts: self.records.len() - self.reposts,
+            reposts: self.reposts,
             feed_entries: self.feed_entries,
             large_authors: self.large.len(),
         }

@@ -236,15 +236,16 @@ fn timeline_read<'a>(
     Ok((items, next).encode(env))
 }
 
-/// `{users, items, feed_entries, large_authors, memory}`.
+/// `{users, posts, reposts, feed_entries, large_authors, memory}`.
 #[rustler::nif]
-fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, u64, usize)> {
+fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, usize, u64, usize)> {
     let tl = handle(tl)?;
     let t = tl.state.read();
     let s = t.stats();
     Ok((
         s.users,
-        s.items,
+        s.posts,
+        s.reposts,
         s.feed_entries,
         s.large_authors,
         t.memory(),
