@@ -9,19 +9,6 @@ Code.require_file("ets_dataplane.exs", __DIR__)
 defmodule FollowersBench do
   alias Strata.{Bench, FollowerMap, Interner}
 
-  # Edges with a power-law follower distribution: followers uniform, followees drawn as
-  # users * u^4, so that a few low ids gather a large share (100k+ followers at 10M edges).
-  def edges(count, users) do
-    Stream.repeatedly(fn ->
-      a = :rand.uniform(users) - 1
-      b = trunc(users * :math.pow(:rand.uniform(), 4))
-      if a == b, do: {a, rem(b + 1, users)}, else: {a, b}
-    end)
-    |> Enum.take(count)
-  end
-
-  def pack(edges), do: for({a, b} <- edges, into: <<>>, do: <<a::32-little, b::32-little>>)
-
   def main do
     sizes =
       System.get_env("STRATA_BENCH_EDGES", "100,100000,1000000,10000000")
@@ -39,8 +26,8 @@ defmodule FollowersBench do
     rows =
       for count <- sizes do
         users = if count >= 10_000_000, do: 1_000_000, else: max(10, div(count, 10))
-        list = edges(count, users)
-        packed = pack(list)
+        list = Bench.power_law_edges(count, users)
+        packed = Bench.pack_edges(list)
         {strata_ms, map} = Bench.ms(fn -> FollowerMap.from_edges(packed) end)
         ets = EtsDataplane.new(10_000)
 

@@ -67,4 +67,21 @@ defmodule Strata.Bench do
   @doc "Formats a `%{p50:, p99:}` as `p50 / p99`."
   def fmt(nil), do: "n/a"
   def fmt(%{p50: p50, p99: p99}), do: "#{p50} / #{p99}"
+
+  @doc """
+  `count` follow edges over `users` users with a power-law follower distribution: followers
+  uniform, followees drawn as `users * u^4`, so a few low ids gather a large share (100k+
+  followers at 10M edges). No self-follows.
+  """
+  def power_law_edges(count, users) do
+    Stream.repeatedly(fn ->
+      a = :rand.uniform(users) - 1
+      b = trunc(users * :math.pow(:rand.uniform(), 4))
+      if a == b, do: {a, rem(b + 1, users)}, else: {a, b}
+    end)
+    |> Enum.take(count)
+  end
+
+  @doc "Edges packed as `<<follower::32-little, followee::32-little, ...>>`."
+  def pack_edges(edges), do: for({a, b} <- edges, into: <<>>, do: <<a::32-little, b::32-little>>)
 end

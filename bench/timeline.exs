@@ -20,13 +20,7 @@ defmodule TimelineBench do
 
     IO.puts("# Strata.Timeline: #{edges} edges over #{users} users, #{posts} posts\n")
 
-    list =
-      Stream.repeatedly(fn ->
-        a = :rand.uniform(users) - 1
-        b = trunc(users * :math.pow(:rand.uniform(), 4))
-        if a == b, do: {a, rem(b + 1, users)}, else: {a, b}
-      end)
-      |> Enum.take(edges)
+    list = Bench.power_law_edges(edges, users)
 
     # A fan-out author with 9000 followers (under the limit), for the throughput figure.
     fanout_author = users + 1

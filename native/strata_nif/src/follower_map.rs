@@ -177,6 +177,20 @@ fn follower_map_following_count(map: Term, who: Term) -> NifResult<u64> {
     Ok(n)
 }
 
+/// Decodes `after` and `limit` and answers a page query under the read lock.
+fn page_of<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    from: Term<'a>,
+    n: Term<'a>,
+    query: impl FnOnce(&FollowerMap, Option<u32>, usize) -> Page,
+) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let (from, n) = (after(from)?, limit(n)?);
+    let page = query(&map.read(), from, n);
+    Ok(encode_page(env, page))
+}
+
 #[rustler::nif]
 fn follower_map_followers<'a>(
     env: Env<'a>,
@@ -185,10 +199,8 @@ fn follower_map_followers<'a>(
     from: Term<'a>,
     n: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
-    let page = map.read().followers(u, from, n);
-    Ok(encode_page(env, page))
+    let u = user(who, "user")?;
+    page_of(env, map, from, n, |m, a, l| m.followers(u, a, l))
 }
 
 #[rustler::nif]
@@ -199,10 +211,8 @@ fn follower_map_following<'a>(
     from: Term<'a>,
     n: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
-    let page = map.read().following(u, from, n);
-    Ok(encode_page(env, page))
+    let u = user(who, "user")?;
+    page_of(env, map, from, n, |m, a, l| m.following(u, a, l))
 }
 
 #[rustler::nif]
@@ -214,11 +224,8 @@ fn follower_map_known_followers<'a>(
     from: Term<'a>,
     n: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
     let (v, t) = (user(viewer, "viewer")?, user(target, "target")?);
-    let (from, n) = (after(from)?, limit(n)?);
-    let page = map.read().known_followers(v, t, from, n);
-    Ok(encode_page(env, page))
+    page_of(env, map, from, n, |m, a, l| m.known_followers(v, t, a, l))
 }
 
 #[rustler::nif]
@@ -229,10 +236,8 @@ fn follower_map_mutuals<'a>(
     from: Term<'a>,
     n: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    let (u, from, n) = (user(who, "user")?, after(from)?, limit(n)?);
-    let page = map.read().mutuals(u, from, n);
-    Ok(encode_page(env, page))
+    let u = user(who, "user")?;
+    page_of(env, map, from, n, |m, a, l| m.mutuals(u, a, l))
 }
 
 #[rustler::nif]
@@ -244,11 +249,8 @@ fn follower_map_common_following<'a>(
     from: Term<'a>,
     n: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
     let (a, b) = (user(a, "a")?, user(b, "b")?);
-    let (from, n) = (after(from)?, limit(n)?);
-    let page = map.read().common_following(a, b, from, n);
-    Ok(encode_page(env, page))
+    page_of(env, map, from, n, |m, x, l| m.common_following(a, b, x, l))
 }
 
 /// `{users, edges, memory}`, in `O(1)`.
