@@ -28,3 +28,6 @@ test-example:
 
 bench: setup
 	mix run bench/sorted_set.exs
+	mix run bench/member_list.exs
+	mix run bench/followers.exs
+	mix run bench/timeline.exs

@@ -27,7 +27,7 @@ defmodule Strata.FollowerMap do
   | `follower_count/2`, `following_count/2` | `O(c)`, `c` the containers of one bitmap (1 per 65536 ids) |
   | `followers/3`, `following/3` (a page of `k`) | `O(log + k)` |
   | `known_followers/4`, `mutuals/3`, `common_following/4` | `O(s)`, `s` the smaller of the two sets |
-  | `follow_many/2` | `O(edges)`, in batches of 2000 (a binary of packed edges: one dirty call) |
+  | `follow_many/2` | `O(edges)`, in batches of 1000 (a binary of packed edges: one dirty call) |
 
   Pages are ascending by id: pass the last id of a page as `after:` to get the next one.
   """
@@ -47,7 +47,7 @@ defmodule Strata.FollowerMap do
   @type page_opts :: [after: user() | nil, limit: non_neg_integer()]
 
   @default_limit 100
-  @batch 2000
+  @batch 1000
 
   @doc """
   Creates an empty graph.

@@ -47,36 +47,33 @@ defmodule Strata.SortedSetNativeTest do
     set = SortedSet.from_enumerable(Enum.shuffle(1..1_000_000))
     tuples = SortedSet.from_enumerable(for i <- 1..1_000_000, do: {rem(i, 10), "user#{i}", i})
 
-    :erlang.system_monitor(self(), [{:long_schedule, 5}])
+    reports =
+      Strata.SchedulerCheck.long_schedules(fn ->
+        for s <- [set, tuples], _ <- 1..2000 do
+          i = :rand.uniform(1_000_000)
+          SortedSet.index_add(s, -i)
+          SortedSet.find_index(s, i)
+          SortedSet.at(s, i - 1)
+          SortedSet.slice(s, i, 100)
+          SortedSet.member?(s, {1, "user1", 1})
+          SortedSet.rank(s, {5, "x", 0})
+          SortedSet.at_many(s, Enum.to_list(i..(i + 999)))
+          SortedSet.index_remove(s, -i)
+        end
 
-    try do
-      for s <- [set, tuples], _ <- 1..2000 do
-        i = :rand.uniform(1_000_000)
-        SortedSet.index_add(s, -i)
-        SortedSet.find_index(s, i)
-        SortedSet.at(s, i - 1)
-        SortedSet.slice(s, i, 100)
-        SortedSet.member?(s, {1, "user1", 1})
-        SortedSet.rank(s, {5, "x", 0})
-        SortedSet.index_remove(s, -i)
-      end
+        SortedSet.add_all(set, Enum.to_list(2_000_000..2_020_000))
+        SortedSet.slice(set, 10, 50_000)
+        SortedSet.range(tuples, {0, "", 0}, {9, "", 0}, limit: 50_000)
+        # Traverse every chunk without building a 1M-item list (whose garbage collection, not
+        # a NIF, could hold the scheduler).
+        assert Enum.reduce(set, 0, fn _, n -> n + 1 end) == 1_020_001
+        assert Enum.reduce(tuples, 0, fn _, n -> n + 1 end) == 1_000_000
+        assert Enum.count(tuples) == 1_000_000
+        SortedSet.memory(set)
+        SortedSet.debug(set)
+      end)
 
-      SortedSet.add_all(set, Enum.to_list(2_000_000..2_020_000))
-      SortedSet.slice(set, 10, 50_000)
-      SortedSet.range(tuples, {0, "", 0}, {9, "", 0}, limit: 50_000)
-      # Traverse every chunk without building a 1M-item list (whose garbage collection, not
-      # a NIF, could hold the scheduler).
-      assert Enum.reduce(set, 0, fn _, n -> n + 1 end) == 1_020_001
-      assert Enum.reduce(tuples, 0, fn _, n -> n + 1 end) == 1_000_000
-      assert Enum.count(tuples) == 1_000_000
-      SortedSet.memory(set)
-      SortedSet.debug(set)
-
-      refute_received {:monitor, _, :long_schedule, _}
-    after
-      :erlang.system_monitor(:undefined)
-    end
-
+    assert reports == []
     assert length(SortedSet.to_list(set)) == 1_020_001
   end
 

@@ -10,8 +10,9 @@
 
 use std::mem::size_of;
 
-use hashbrown::HashMap;
 use roaring::RoaringBitmap;
+
+use crate::sharded::ShardedMap;
 
 /// Errors from changing the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +37,8 @@ pub struct Page {
 /// The graph. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Default, Clone)]
 pub struct FollowerMap {
-    followers: HashMap<u32, RoaringBitmap>,
-    following: HashMap<u32, RoaringBitmap>,
+    followers: ShardedMap<u32, RoaringBitmap>,
+    following: ShardedMap<u32, RoaringBitmap>,
     edges: u64,
     users: u64,
     /// Running total of the bitmaps' sizes (their portable serialized size, which tracks the
@@ -154,7 +155,7 @@ impl FollowerMap {
             if !map.contains_key(&key) && !other.contains_key(&key) {
                 self.users += 1;
             }
-            let bitmap = map.entry(key).or_default();
+            let bitmap = map.entry_or_default(key);
             let (len, size) = (bitmap.len(), bitmap_size(bitmap));
             for &(_, value) in group {
                 bitmap.insert(value);
@@ -240,14 +241,14 @@ fn bitmap_size(bitmap: &RoaringBitmap) -> usize {
     }
 }
 
-fn insert(map: &mut HashMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
-    let bitmap = map.entry(key).or_default();
+fn insert(map: &mut ShardedMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
+    let bitmap = map.entry_or_default(key);
     let before = bitmap_size(bitmap);
     bitmap.insert(value);
     *bytes = *bytes + bitmap_size(bitmap) - before;
 }
 
-fn remove(map: &mut HashMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
+fn remove(map: &mut ShardedMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
     if let Some(bitmap) = map.get_mut(&key) {
         let before = bitmap_size(bitmap);
         bitmap.remove(value);
@@ -300,6 +301,16 @@ fn intersect(
             total,
         };
     };
+    if small.len() > 4096 {
+        // Testing each id could walk the whole set for a short page: intersect by container.
+        let both = small & large;
+        let mut iter = both.iter();
+        iter.advance_to(from);
+        return Page {
+            ids: iter.take(limit).collect(),
+            total,
+        };
+    }
     let mut iter = small.iter();
     iter.advance_to(from);
     Page {
@@ -398,6 +409,20 @@ mod tests {
         assert_eq!(graph.edges(), 0);
         assert_eq!(graph.users(), 0);
         assert_eq!(graph.bitmap_bytes, 0);
+    }
+
+    #[test]
+    fn large_intersections_page_like_small_ones() {
+        let mut graph = FollowerMap::new();
+        for u in 1..20_000u32 {
+            graph.follow(0, u).unwrap(); // 0 follows everyone
+            if u % 3 == 0 {
+                graph.follow(u, 0).unwrap(); // every third follows back
+            }
+        }
+        let page = graph.mutuals(0, Some(299), 4);
+        assert_eq!(page.ids, vec![300, 303, 306, 309]);
+        assert_eq!(page.total, 6666);
     }
 
     #[test]

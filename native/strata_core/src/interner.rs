@@ -1,8 +1,10 @@
 //! Maps external keys (binaries such as Bluesky DIDs) to dense `u32` ids and back.
 //!
-//! Keys are stored once, end to end in one arena; the hash table holds only ids (4 bytes
-//! each) and compares a probe against the arena. Ids are handed out in order from 0 and
-//! never reused, so they are stable for the life of the interner.
+//! Keys are stored once, end to end in one arena; the hash tables hold only ids (4 bytes
+//! each) and compare a probe against the arena. There are 256 tables, picked by the hash's
+//! top byte, so that a table's growth moves 1/256 of the ids at once (short enough for a
+//! normal scheduler at 10M keys). Ids are handed out in order from 0 and never reused, so
+//! they are stable for the life of the interner.
 
 use std::hash::BuildHasher;
 use std::mem::size_of;
@@ -16,9 +18,10 @@ pub enum InternError {
     Full,
 }
 
-#[derive(Default)]
+const TABLES: usize = 256;
+
 pub struct Interner {
-    table: HashTable<u32>,
+    tables: Vec<HashTable<u32>>,
     hasher: DefaultHashBuilder,
     /// The keys, end to end.
     arena: Vec<u8>,
@@ -32,6 +35,21 @@ impl std::fmt::Debug for Interner {
             .field("keys", &self.len())
             .finish()
     }
+}
+
+impl Default for Interner {
+    fn default() -> Self {
+        Interner {
+            tables: (0..TABLES).map(|_| HashTable::new()).collect(),
+            hasher: DefaultHashBuilder::default(),
+            arena: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+}
+
+fn table_of(hash: u64) -> usize {
+    (hash >> 56) as usize
 }
 
 impl Interner {
@@ -53,7 +71,11 @@ impl Interner {
         size_of::<Self>()
             + self.arena.capacity()
             + self.ends.capacity() * size_of::<u64>()
-            + self.table.capacity() * (size_of::<u32>() + 1)
+            + self
+                .tables
+                .iter()
+                .map(|t| t.capacity() * (size_of::<u32>() + 1))
+                .sum::<usize>()
     }
 
     /// The key of `id`.
@@ -71,7 +93,7 @@ impl Interner {
     /// The id of `key`, if it has one.
     pub fn lookup(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
-        self.table
+        self.tables[table_of(hash)]
             .find(hash, |&id| self.key(id) == Some(key))
             .copied()
     }
@@ -79,14 +101,15 @@ impl Interner {
     /// The id of `key`, giving it the next id if it has none. Returns `(id, new?)`.
     pub fn intern(&mut self, key: &[u8]) -> Result<(u32, bool), InternError> {
         let hash = self.hasher.hash_one(key);
-        if let Some(&id) = self.table.find(hash, |&id| self.key(id) == Some(key)) {
+        let found = self.tables[table_of(hash)].find(hash, |&id| self.key(id) == Some(key));
+        if let Some(&id) = found {
             return Ok((id, false));
         }
         let id = u32::try_from(self.ends.len()).map_err(|_| InternError::Full)?;
         self.arena.extend_from_slice(key);
         self.ends.push(self.arena.len() as u64);
         let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        self.table.insert_unique(hash, id, |&other| {
+        self.tables[table_of(hash)].insert_unique(hash, id, |&other| {
             let other = other as usize;
             let start = if other == 0 {
                 0

@@ -3,6 +3,7 @@
 
 pub mod follower_map;
 pub mod interner;
+pub mod sharded;
 pub mod sorted_set;
 pub mod term;
 pub mod timeline;

@@ -13,10 +13,10 @@
 use std::collections::VecDeque;
 use std::mem::size_of;
 
-use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
 use crate::follower_map::FollowerMap;
+use crate::sharded::ShardedMap;
 
 /// One feed item as a reader sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,11 +81,11 @@ pub struct Stats {
 #[derive(Debug, Default)]
 pub struct Timeline {
     options: Options,
-    records: HashMap<u64, Record>,
+    records: ShardedMap<u64, Record>,
     /// Each user's home feed: item ids, ascending (newest last).
-    feeds: HashMap<u32, VecDeque<u64>>,
+    feeds: ShardedMap<u32, VecDeque<u64>>,
     /// Each author's own items (posts and reposts), ascending.
-    own: HashMap<u32, VecDeque<u64>>,
+    own: ShardedMap<u32, VecDeque<u64>>,
     /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
     /// (so that nothing they posted while large goes missing if they fall back under it).
     large: RoaringBitmap,
@@ -164,7 +164,7 @@ impl Timeline {
 
     fn push_feed(&mut self, user: u32, id: u64) -> bool {
         let capacity = self.options.feed_capacity;
-        let feed = self.feeds.entry(user).or_default();
+        let feed = self.feeds.entry_or_default(user);
         let (added, grown) = push_bounded(feed, id, capacity);
         self.feed_entries += grown;
         added
@@ -174,7 +174,7 @@ impl Timeline {
         // The graph may have grown without going through `followed`.
         self.reclassify(graph, author);
         let capacity = self.options.feed_capacity;
-        let (_, grown) = push_bounded(self.own.entry(author).or_default(), id, capacity);
+        let (_, grown) = push_bounded(self.own.entry_or_default(author), id, capacity);
         self.own_entries += grown;
         let mut touched = usize::from(self.push_feed(author, id));
         if !self.is_large(author) {

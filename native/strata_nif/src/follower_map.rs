@@ -1,16 +1,19 @@
 //! NIFs behind `Strata.FollowerMap` (prefix `follower_map_`).
 
+use std::time::Instant;
+
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::{GraphError, Page};
 use strata_core::FollowerMap;
 
 use crate::error::{arg, bad_arg};
 use crate::resource::Shared;
+use crate::runtime::consume_since;
 
 /// Most ids one page returns.
 const MAX_PAGE: usize = 10_000;
 /// Most edges one `follow_many` call takes on a normal scheduler.
-const MAX_BATCH: usize = 2_000;
+const MAX_BATCH: usize = 1_000;
 /// Edges added under one write lock by the dirty bulk load (about 0.1 s of work).
 const BULK_SLICE: usize = 1 << 20;
 
@@ -118,7 +121,8 @@ fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> u64 {
 
 /// Follows a batch of at most `MAX_BATCH` edges; returns how many were new.
 #[rustler::nif]
-fn follower_map_follow_many(map: Term, edges: Term) -> NifResult<u64> {
+fn follower_map_follow_many(env: Env, map: Term, edges: Term) -> NifResult<u64> {
+    let began = Instant::now();
     let map = handle(map)?;
     if edges.list_length().map_or(true, |n| n > MAX_BATCH) {
         return Err(bad_arg(format!(
@@ -126,7 +130,9 @@ fn follower_map_follow_many(map: Term, edges: Term) -> NifResult<u64> {
         )));
     }
     let pairs = pairs(edges)?;
-    Ok(follow_all(&map, &pairs))
+    let added = follow_all(&map, &pairs);
+    consume_since(env, began);
+    Ok(added)
 }
 
 /// Follows edges packed as `<<follower::32-little, followee::32-little, ...>>`, any number,
@@ -185,10 +191,13 @@ fn page_of<'a>(
     n: Term<'a>,
     query: impl FnOnce(&FollowerMap, Option<u32>, usize) -> Page,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let map = handle(map)?;
     let (from, n) = (after(from)?, limit(n)?);
     let page = query(&map.read(), from, n);
-    Ok(encode_page(env, page))
+    let term = encode_page(env, page);
+    consume_since(env, began);
+    Ok(term)
 }
 
 #[rustler::nif]

@@ -3,13 +3,24 @@
 
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use rustler::{Atom, Term};
+use std::time::Instant;
+
+use rustler::{Atom, Env, Term};
 
 static NATIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 
 /// Records that live resources now hold `delta` more (or fewer) bytes.
 pub fn adjust_memory(delta: isize) {
     NATIVE_BYTES.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// Tells the scheduler how long a NIF ran, as the share of a 1 ms timeslice it used (at
+/// least 1%), so that a process making many such calls in a row yields on time instead of
+/// holding its scheduler for many milliseconds: a NIF call otherwise costs its caller almost
+/// no reductions.
+pub fn consume_since(env: Env, start: Instant) {
+    let percent = (start.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+    rustler::schedule::consume_timeslice(env, percent);
 }
 
 /// Bytes held by every live Strata resource in this VM.

@@ -7,12 +7,15 @@
 //! Readers are never blocked by that, and a writer waits for at most one read of at most
 //! `MAX_READ` items (the Elixir side reads 1000 at a time).
 
+use std::time::Instant;
+
 use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::sorted_set::{Bound, BuildError};
 use strata_core::{SortedSet, Term as Value};
 
 use crate::error::{arg, bad_arg};
 use crate::resource::Shared;
+use crate::runtime::consume_since;
 use crate::term::{decode, decode_list, encode, encode_list};
 
 /// Most items one `slice`/`range` call returns (the Elixir side pages through longer reads).
@@ -108,7 +111,8 @@ fn sorted_set_add(set: Term, item: Term) -> NifResult<Option<usize>> {
 
 /// Adds a batch (at most `MAX_BATCH` items; the Elixir side chunks), returning each index.
 #[rustler::nif]
-fn sorted_set_add_all(set: Term, items: Term) -> NifResult<Vec<Option<usize>>> {
+fn sorted_set_add_all(env: Env, set: Term, items: Term) -> NifResult<Vec<Option<usize>>> {
+    let began = Instant::now();
     let set = handle(set)?;
     if items.list_length().map_or(true, |n| n > MAX_BATCH) {
         return Err(bad_arg(format!(
@@ -116,7 +120,9 @@ fn sorted_set_add_all(set: Term, items: Term) -> NifResult<Vec<Option<usize>>> {
         )));
     }
     let items = decode_list(items, "items")?;
-    Ok(set.write(|s| items.into_iter().map(|item| s.insert(item)).collect()))
+    let indices = set.write(|s| items.into_iter().map(|item| s.insert(item)).collect());
+    consume_since(env, began);
+    Ok(indices)
 }
 
 #[rustler::nif]
@@ -180,6 +186,7 @@ fn sorted_set_at_many<'a>(
     indices: Term<'a>,
     default: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let set = handle(set)?;
     let indices: Vec<usize> = arg(indices, "indices", "a list of non-negative integers")?;
     if indices.len() > MAX_READ {
@@ -199,7 +206,9 @@ fn sorted_set_at_many<'a>(
         .into_iter()
         .map(|item| item.map_or(default, |v| encode(env, v)))
         .collect();
-    Ok(terms.encode(env))
+    let list = terms.encode(env);
+    consume_since(env, began);
+    Ok(list)
 }
 
 #[rustler::nif]
@@ -221,11 +230,15 @@ fn sorted_set_slice<'a>(
     start: Term<'a>,
     amount: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let set = handle(set)?;
-    let start = count(start, "start")?;
+    let first = count(start, "start")?;
     let amount = read_limit(amount, "amount")?;
     let guard = set.read();
-    Ok(encode_list(env, guard.slice(start, amount)))
+    let list = encode_list(env, guard.slice(first, amount));
+    drop(guard);
+    consume_since(env, began);
+    Ok(list)
 }
 
 fn read_limit(term: Term, name: &str) -> NifResult<usize> {
@@ -287,15 +300,16 @@ fn sorted_set_range<'a>(
     max: Term<'a>,
     limit: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let set = handle(set)?;
     let min = OwnedBound::decode(min, "min")?;
     let max = OwnedBound::decode(max, "max")?;
     let limit = read_limit(limit, "limit")?;
     let guard = set.read();
-    Ok(encode_list(
-        env,
-        guard.range(min.as_bound(), max.as_bound()).take(limit),
-    ))
+    let list = encode_list(env, guard.range(min.as_bound(), max.as_bound()).take(limit));
+    drop(guard);
+    consume_since(env, began);
+    Ok(list)
 }
 
 #[rustler::nif]

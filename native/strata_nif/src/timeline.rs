@@ -4,6 +4,8 @@
 //! graph it reads (which Elixir code may hold and use too). Locks are taken graph first,
 //! then timeline.
 
+use std::time::Instant;
+
 use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::timeline::{Item, Options, TimelineError};
 use strata_core::Timeline;
@@ -11,6 +13,7 @@ use strata_core::Timeline;
 use crate::error::{arg, bad_arg};
 use crate::follower_map::{self_follow, user, FollowerMapHandle, FollowerMapResource};
 use crate::resource::Shared;
+use crate::runtime::consume_since;
 
 /// Most items one read returns.
 const MAX_READ: usize = 100;
@@ -90,10 +93,12 @@ fn insert_post<'a>(
     post: Term<'a>,
     author: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let tl = handle(tl)?;
     let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
     let graph = tl.graph.read();
     let r = tl.state.write(|t| t.insert_post(&graph, post, author));
+    consume_since(env, began);
     Ok(result(env, r))
 }
 
@@ -126,6 +131,7 @@ fn insert_repost<'a>(
     reposter: Term<'a>,
     post: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let tl = handle(tl)?;
     let repost = item_id(repost, "repost_id")?;
     let reposter = user(reposter, "reposter_id")?;
@@ -134,6 +140,7 @@ fn insert_repost<'a>(
     let r = tl
         .state
         .write(|t| t.insert_repost(&graph, repost, reposter, post));
+    consume_since(env, began);
     Ok(result(env, r))
 }
 
@@ -180,25 +187,29 @@ fn timeline_delete_repost<'a>(env: Env<'a>, tl: Term<'a>, repost: Term<'a>) -> N
 
 /// Follows and backfills the followee's recent items (at most `backfill` of them).
 #[rustler::nif]
-fn timeline_follow(tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+fn timeline_follow(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
     let added = tl.graph.write(|g| g.follow(a, b)).map_err(self_follow)?;
     if added {
         let graph = tl.graph.read();
         tl.state.write(|t| t.followed(&graph, a, b));
+        consume_since(env, began);
     }
     Ok(added)
 }
 
 /// Unfollows and removes the followee's items from the follower's feed (O(feed capacity)).
 #[rustler::nif]
-fn timeline_unfollow(tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+fn timeline_unfollow(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
     let removed = tl.graph.write(|g| g.unfollow(a, b));
     if removed {
         tl.state.write(|t| t.unfollowed(a, b));
+        consume_since(env, began);
     }
     Ok(removed)
 }
@@ -220,6 +231,7 @@ fn timeline_read<'a>(
     before: Term<'a>,
     limit: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let began = Instant::now();
     let tl = handle(tl)?;
     let u = user(who, "user_id")?;
     let before: Option<u64> = arg(before, "cursor", "nil or an id")?;
@@ -233,7 +245,9 @@ fn timeline_read<'a>(
     let (items, next) = tl.state.read().read(&graph, u, before, limit);
     drop(graph);
     let items: Vec<Term> = items.into_iter().map(|i| encode_item(env, i)).collect();
-    Ok((items, next).encode(env))
+    let page = (items, next).encode(env);
+    consume_since(env, began);
+    Ok(page)
 }
 
 /// `{users, posts, reposts, feed_entries, large_authors, memory}`.

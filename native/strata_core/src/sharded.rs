@@ -1,0 +1,118 @@
+//! A hash map split into 256 shards by key. A hash map grows by moving every entry into a
+//! table twice the size, all at once; with millions of entries that one insert takes
+//! milliseconds. Split 256 ways, a growth moves 1/256 of the entries, which keeps every
+//! call short enough for a normal BEAM scheduler.
+
+use std::hash::Hash;
+
+use hashbrown::HashMap;
+
+const SHARDS: usize = 256;
+
+/// Keys that pick their shard from their own bits (ids: already well spread after mixing).
+pub trait ShardKey: Hash + Eq + Copy {
+    fn shard(self) -> usize;
+}
+
+impl ShardKey for u32 {
+    fn shard(self) -> usize {
+        (self.wrapping_mul(0x9E37_79B1) >> 24) as usize
+    }
+}
+
+impl ShardKey for u64 {
+    fn shard(self) -> usize {
+        (self.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ShardedMap<K, V> {
+    shards: Vec<HashMap<K, V>>,
+    len: usize,
+}
+
+impl<K: ShardKey, V> Default for ShardedMap<K, V> {
+    fn default() -> Self {
+        ShardedMap {
+            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: ShardKey, V> ShardedMap<K, V> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Entries the shards have room for.
+    pub fn capacity(&self) -> usize {
+        self.shards.iter().map(HashMap::capacity).sum()
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.shards[key.shard()].get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.shards[key.shard()].get_mut(key)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.shards[key.shard()].contains_key(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let old = self.shards[key.shard()].insert(key, value);
+        self.len += usize::from(old.is_none());
+        old
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let old = self.shards[key.shard()].remove(key);
+        self.len -= usize::from(old.is_some());
+        old
+    }
+
+    /// The value of `key`, inserting the default first if there is none.
+    pub fn entry_or_default(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        let shard = &mut self.shards[key.shard()];
+        if !shard.contains_key(&key) {
+            self.len += 1;
+        }
+        shard.entry(key).or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn behaves_as_one_map() {
+        let mut map: ShardedMap<u32, u32> = ShardedMap::default();
+        for k in 0..10_000u32 {
+            *map.entry_or_default(k % 3000) += 1;
+        }
+        assert_eq!(map.len(), 3000);
+        assert_eq!(map.get(&7), Some(&4));
+        assert_eq!(map.remove(&7), Some(4));
+        assert_eq!(
+            (map.len(), map.get(&7), map.contains_key(&8)),
+            (2999, None, true)
+        );
+        assert_eq!(map.insert(7, 1), None);
+        assert_eq!(map.insert(7, 2), Some(1));
+        assert_eq!(map.len(), 3000);
+        let used = map.shards.iter().filter(|s| !s.is_empty()).count();
+        assert!(used > 200, "keys spread over {used} shards");
+    }
+}
