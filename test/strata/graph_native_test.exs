@@ -18,9 +18,11 @@ defmodule Strata.GraphNativeTest do
 
     reports =
       Strata.SchedulerCheck.long_schedules(fn ->
-        # A 20,000-follower author (under the limit: fanned out) and small ones.
-        for i <- 1..20, do: Timeline.insert_post(tl, i, 0)
-        for i <- 21..2000, do: Timeline.insert_post(tl, i, rem(i, 5000) + 1)
+        # A 20,000-follower author (under the limit: fanned out) and small ones; fresh ids
+        # each time the check runs.
+        base = System.unique_integer([:positive, :monotonic]) * 10_000
+        for i <- 1..20, do: Timeline.insert_post(tl, base + i, 0)
+        for i <- 21..2000, do: Timeline.insert_post(tl, base + i, rem(i, 5000) + 1)
         for u <- 1..2000, do: Timeline.get_timeline(tl, u, limit: 100)
         for u <- 1..200, do: Timeline.follow(tl, u, 0)
         FollowerMap.follow_many(map, for(f <- 300_000..310_000, do: {f, 1}))
