@@ -6,10 +6,13 @@ defmodule Strata.SchedulerCheck do
   # schedules of their own: only the worker's count.)
 
   #
-  # A 2-core VM occasionally stalls a process for a few milliseconds on its own (a page
-  # fault storm, a garbage collection): a clean second run of the same work clears such a
-  # report, while a NIF that really runs long shows up both times.
-  def long_schedules(fun, ms \\ 5) do
+  # The threshold is 10 ms, not the 5 ms one would like: on this 2-core VM, processes that
+  # run no NIF at all (the code loader, a test process collecting garbage) show stalls of
+  # 6-9 ms now and then. Every Strata NIF call measures well under 1 ms; the check is there
+  # to catch one that does not (a forced 300,000-follower fan-out shows up at 140 ms). A
+  # clean second run of the same work clears a one-off stall, while a NIF that really runs
+  # long shows up both times.
+  def long_schedules(fun, ms \\ 10) do
     case monitored(fun, ms) do
       [] -> []
       _noise? -> monitored(fun, ms)
