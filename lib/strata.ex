@@ -6,6 +6,10 @@ defmodule Strata do
       every insert and remove.
     * `Strata.MemberList` - a lazy guild member list: groups, subscribers watching index
       ranges, and the minimal ops for each change.
+    * `Strata.FollowerMap` - a follow graph in Roaring bitmaps, both directions, with social
+      proof (known followers, mutuals, common follows).
+    * `Strata.Interner` - external keys (such as DIDs) to dense integer ids and back.
+    * `Strata.Timeline` - a fan-out timeline store with fan-in for large authors.
 
   Each structure is a handle to native memory, shared and mutable like an ETS table. That
   memory does not show in `:erlang.memory/0`; `native_memory/0` reports it.

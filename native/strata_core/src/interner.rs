@@ -48,8 +48,10 @@ impl Default for Interner {
     }
 }
 
+/// The table of a hash: bits 32-39, which the table itself does not look at (it indexes with
+/// the low bits and tags entries with the top 7; sharing those would blunt its tag filter).
 fn table_of(hash: u64) -> usize {
-    (hash >> 56) as usize
+    ((hash >> 32) & 0xFF) as usize
 }
 
 impl Interner {

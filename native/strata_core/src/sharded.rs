@@ -5,6 +5,7 @@
 
 use std::hash::Hash;
 
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 const SHARDS: usize = 256;
@@ -84,11 +85,13 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     where
         V: Default,
     {
-        let shard = &mut self.shards[key.shard()];
-        if !shard.contains_key(&key) {
-            self.len += 1;
+        match self.shards[key.shard()].entry(key) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.len += 1;
+                entry.insert(V::default())
+            }
         }
-        shard.entry(key).or_default()
     }
 }
 
