@@ -58,9 +58,11 @@ defmodule Strata.MemberList do
   (usually the guild's process); any process can read it. Reads run in parallel with changes.
 
   A change costs `O(log n)` on the native sorted set plus `O(g)` for the `g` groups, plus
-  `O(1)` for each subscriber whose ranges end at or after the first changed position (found
-  through an index of subscribers by their last watched position). `define_groups/2` costs
-  `O(online members)`.
+  `O(1)` for each subscriber with a range the change can reach: for a join or leave, every
+  range at or below the changed row (their rows shift); for a move, the ranges between its
+  two rows; for a header update, the ranges containing it. They are found through an index
+  of watched ranges by their last row. Reads from other processes may see a change half
+  applied (its rows before its group counts). `define_groups/2` costs `O(online members)`.
   """
 
   alias Strata.SortedSet
