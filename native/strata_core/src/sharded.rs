@@ -31,6 +31,9 @@ impl ShardKey for u64 {
 pub struct ShardedMap<K, V> {
     shards: Vec<HashMap<K, V>>,
     len: usize,
+    /// Sum of the shards' capacities, kept as they grow (maps never shrink on removal), so
+    /// that memory accounting on every write stays `O(1)`.
+    capacity: usize,
 }
 
 impl<K: ShardKey, V> Default for ShardedMap<K, V> {
@@ -38,6 +41,7 @@ impl<K: ShardKey, V> Default for ShardedMap<K, V> {
         ShardedMap {
             shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
             len: 0,
+            capacity: 0,
         }
     }
 }
@@ -53,7 +57,7 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
 
     /// Entries the shards have room for.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(HashMap::capacity).sum()
+        self.capacity
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
@@ -69,7 +73,10 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let old = self.shards[key.shard()].insert(key, value);
+        let shard = &mut self.shards[key.shard()];
+        let before = shard.capacity();
+        let old = shard.insert(key, value);
+        self.capacity = self.capacity + shard.capacity() - before;
         self.len += usize::from(old.is_none());
         old
     }
@@ -85,7 +92,14 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     where
         V: Default,
     {
-        match self.shards[key.shard()].entry(key) {
+        let shard = &mut self.shards[key.shard()];
+        if shard.len() == shard.capacity() && !shard.contains_key(&key) {
+            // A full shard grows on this insert: grow it first, and count the growth.
+            let before = shard.capacity();
+            shard.reserve(1);
+            self.capacity = self.capacity + shard.capacity() - before;
+        }
+        match shard.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 self.len += 1;
@@ -115,6 +129,10 @@ mod tests {
         assert_eq!(map.insert(7, 1), None);
         assert_eq!(map.insert(7, 2), Some(1));
         assert_eq!(map.len(), 3000);
+        assert_eq!(
+            map.capacity(),
+            map.shards.iter().map(HashMap::capacity).sum::<usize>()
+        );
         let used = map.shards.iter().filter(|s| !s.is_empty()).count();
         assert!(used > 200, "keys spread over {used} shards");
     }
