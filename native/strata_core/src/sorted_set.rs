@@ -144,6 +144,11 @@ impl SortedSet {
         if let Some(i) = items.windows(2).position(|w| w[0] >= w[1]) {
             return Err(BuildError::NotSorted(i + 1));
         }
+        Ok(SortedSet::from_ascending(items, bucket_size))
+    }
+
+    /// Fills buckets from items known to be strictly ascending.
+    fn from_ascending(items: Vec<Term>, bucket_size: usize) -> SortedSet {
         let mut set = SortedSet::new(bucket_size, items.len());
         // Fill buckets to 7/8 so that the first inserts do not all split.
         let fill = (set.bucket_size - set.bucket_size / 8).max(1);
@@ -161,17 +166,14 @@ impl SortedSet {
         }
         set.item_heap += set.firsts.iter().map(Term::heap_bytes).sum::<usize>();
         set.rebuild_counts();
-        Ok(set)
+        set
     }
 
     /// Builds a set from items in any order; of items equal by `==`, the first one is kept.
     pub fn from_unsorted(mut items: Vec<Term>, bucket_size: usize) -> SortedSet {
         items.sort(); // stable: the first of equal items stays first
         items.dedup_by(|later, earlier| later == earlier);
-        match SortedSet::from_sorted(items, bucket_size) {
-            Ok(set) => set,
-            Err(_) => unreachable!("sorted and deduplicated above"),
-        }
+        SortedSet::from_ascending(items, bucket_size)
     }
 
     pub fn len(&self) -> usize {
