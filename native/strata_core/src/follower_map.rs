@@ -12,6 +12,7 @@ use std::mem::size_of;
 
 use roaring::RoaringBitmap;
 
+use crate::codec::{get_bitmap, invalid, put_bitmap, DecodeError, Put, Reader};
 use crate::sharded::ShardedMap;
 
 /// Errors from changing the graph.
@@ -230,6 +231,110 @@ impl FollowerMap {
     pub fn common_following(&self, a: u32, b: u32, after: Option<u32>, limit: usize) -> Page {
         intersect(self.following.get(&a), self.following.get(&b), after, limit)
     }
+}
+
+impl FollowerMap {
+    /// Writes the graph: the edge and user counts, then each direction as a count of users
+    /// and, per user ascending, its id and its bitmap in the Roaring portable format.
+    pub(crate) fn put_payload(&self, out: &mut Vec<u8>) {
+        out.put_u64(self.edges);
+        out.put_u64(self.users);
+        for map in [&self.followers, &self.following] {
+            let keys = map.sorted_keys();
+            out.put_varint(keys.len() as u64);
+            for key in keys {
+                out.put_u32(key);
+                if let Some(bitmap) = map.get(&key) {
+                    put_bitmap(out, bitmap);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`FollowerMap::put_payload`] wrote and checks that it is a graph: users
+    /// ascend, no bitmap is empty or holds its own user, both directions hold the same
+    /// edges (equal counts and an equal order-independent hash of the edges), and the
+    /// counts agree with them.
+    pub(crate) fn get_payload(r: &mut Reader) -> Result<FollowerMap, DecodeError> {
+        let edges = r.u64()?;
+        let users = r.u64()?;
+        let mut graph = FollowerMap::new();
+        let mut fingerprints = [0u64; 2];
+        let mut keys: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
+        for (direction, fingerprint) in fingerprints.iter_mut().enumerate() {
+            let n = r.count(4 + 9)?;
+            let mut total = 0u64;
+            let mut last: Option<u32> = None;
+            keys[direction].reserve(n);
+            for _ in 0..n {
+                let key = r.u32()?;
+                if last.is_some_and(|l| l >= key) {
+                    return invalid("graph users do not ascend");
+                }
+                last = Some(key);
+                let bitmap = get_bitmap(r)?;
+                if bitmap.is_empty() || bitmap.contains(key) {
+                    return invalid(format!("user {key}: empty bitmap or a self-follow"));
+                }
+                total += bitmap.len();
+                for other in &bitmap {
+                    // (follower, followee) whichever direction it is read from.
+                    let edge = if direction == 0 {
+                        (other, key)
+                    } else {
+                        (key, other)
+                    };
+                    *fingerprint = fingerprint.wrapping_add(mix(edge));
+                }
+                graph.bitmap_bytes += bitmap_size(&bitmap);
+                keys[direction].push(key);
+                let map = if direction == 0 {
+                    &mut graph.followers
+                } else {
+                    &mut graph.following
+                };
+                map.insert(key, bitmap);
+            }
+            if total != edges {
+                return invalid(format!("{total} edges stored, {edges} announced"));
+            }
+        }
+        if fingerprints[0] != fingerprints[1] {
+            return invalid("the two directions hold different edges");
+        }
+        let distinct = union_len(&keys[0], &keys[1]);
+        if distinct != users {
+            return invalid(format!("{distinct} users stored, {users} announced"));
+        }
+        graph.edges = edges;
+        graph.users = users;
+        Ok(graph)
+    }
+}
+
+/// A well-mixed 64-bit hash of an edge (splitmix64 of its two ids).
+fn mix((a, b): (u32, u32)) -> u64 {
+    let mut z = (u64::from(a) << 32 | u64::from(b)).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Size of the union of two ascending lists.
+fn union_len(a: &[u32], b: &[u32]) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0u64);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+        n += 1;
+    }
+    n + (a.len() - i + b.len() - j) as u64
 }
 
 /// The bytes a bitmap's containers take (its portable serialized size; none when empty).

@@ -1,8 +1,11 @@
 //! Strata's data structures in plain Rust, with no BEAM types: the NIF crate
 //! (`strata_nif`) converts terms and calls into these.
 
+pub mod codec;
 pub mod follower_map;
 pub mod interner;
+pub mod journal;
+pub mod persist;
 pub mod sharded;
 pub mod sorted_set;
 pub mod term;

@@ -87,6 +87,21 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
         old
     }
 
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
+    /// Every key, ascending (for output that does not depend on hashing).
+    pub fn sorted_keys(&self) -> Vec<K>
+    where
+        K: Ord,
+    {
+        let mut keys: Vec<K> = self.iter().map(|(k, _)| *k).collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// The value of `key`, inserting the default first if there is none.
     pub fn entry_or_default(&mut self, key: K) -> &mut V
     where

@@ -15,6 +15,7 @@ use std::mem::size_of;
 
 use roaring::RoaringBitmap;
 
+use crate::codec::{get_bitmap, invalid, put_bitmap, DecodeError, Put, Reader};
 use crate::follower_map::FollowerMap;
 use crate::sharded::ShardedMap;
 
@@ -49,6 +50,9 @@ pub enum TimelineError {
     /// No such post or repost.
     NotFound(u64),
 }
+
+/// Largest `feed_capacity` a timeline accepts.
+pub const MAX_FEED_CAPACITY: usize = 100_000;
 
 /// Options of a timeline.
 #[derive(Debug, Clone, Copy)]
@@ -369,6 +373,134 @@ impl Timeline {
                 .any(|&id| Some(id) != last && self.visible(id).is_some())
         });
         (items, if more { next } else { None })
+    }
+}
+
+impl Timeline {
+    /// Writes the options, the records (ascending ids), the feeds and own lists (ascending
+    /// users, each an ascending list of ids) and the large authors.
+    pub(crate) fn put_payload(&self, out: &mut Vec<u8>) {
+        out.put_varint(self.options.feed_capacity as u64);
+        out.put_varint(self.options.fanout_limit);
+        out.put_varint(self.options.backfill as u64);
+        let ids = self.records.sorted_keys();
+        out.put_varint(ids.len() as u64);
+        for id in ids {
+            out.put_u64(id);
+            match self.records.get(&id) {
+                Some(Record::Post { author, deleted }) => {
+                    out.put_u8(u8::from(*deleted));
+                    out.put_u32(*author);
+                }
+                Some(Record::Repost {
+                    post,
+                    reposter,
+                    deleted,
+                }) => {
+                    out.put_u8(2 | u8::from(*deleted));
+                    out.put_u32(*reposter);
+                    out.put_u64(*post);
+                }
+                None => {}
+            }
+        }
+        for lists in [&self.feeds, &self.own] {
+            let users = lists.sorted_keys();
+            out.put_varint(users.len() as u64);
+            for user in users {
+                out.put_u32(user);
+                let list = lists.get(&user).map(|l| l.iter()).into_iter().flatten();
+                let list: Vec<u64> = list.copied().collect();
+                out.put_varint(list.len() as u64);
+                for id in list {
+                    out.put_u64(id);
+                }
+            }
+        }
+        put_bitmap(out, &self.large);
+    }
+
+    /// Reads what [`Timeline::put_payload`] wrote, checking that ids ascend and are unique,
+    /// that reposts point at posts, that lists fit the capacity and hold only known items,
+    /// and that an author's own list holds only their items.
+    pub(crate) fn get_payload(r: &mut Reader) -> Result<Timeline, DecodeError> {
+        let options = Options {
+            feed_capacity: r.varint()? as usize,
+            fanout_limit: r.varint()?,
+            backfill: r.varint()? as usize,
+        };
+        if !(1..=MAX_FEED_CAPACITY).contains(&options.feed_capacity) {
+            return invalid("feed capacity out of range");
+        }
+        let mut tl = Timeline::new(options);
+        let n = r.count(13)?;
+        let mut last = None;
+        for _ in 0..n {
+            let id = r.u64()?;
+            if last.is_some_and(|l| l >= id) {
+                return invalid("record ids do not ascend");
+            }
+            last = Some(id);
+            let tag = r.u8()?;
+            let deleted = tag & 1 == 1;
+            let record = match tag >> 1 {
+                0 => Record::Post {
+                    author: r.u32()?,
+                    deleted,
+                },
+                1 => {
+                    let reposter = r.u32()?;
+                    let post = r.u64()?;
+                    if !matches!(tl.records.get(&post), Some(Record::Post { .. })) {
+                        return invalid(format!("repost {id} of a missing post {post}"));
+                    }
+                    tl.reposts += 1;
+                    Record::Repost {
+                        post,
+                        reposter,
+                        deleted,
+                    }
+                }
+                _ => return invalid(format!("record {id}: unknown tag {tag}")),
+            };
+            tl.records.insert(id, record);
+        }
+        for own in [false, true] {
+            let users = r.count(5)?;
+            let mut last = None;
+            for _ in 0..users {
+                let user = r.u32()?;
+                if last.is_some_and(|l| l >= user) {
+                    return invalid("users do not ascend");
+                }
+                last = Some(user);
+                let len = r.count(8)?;
+                if len > options.feed_capacity {
+                    return invalid(format!("user {user}: list longer than the capacity"));
+                }
+                let mut list = VecDeque::with_capacity(len);
+                for _ in 0..len {
+                    let id = r.u64()?;
+                    if list.back().is_some_and(|&l| l >= id) {
+                        return invalid(format!("user {user}: ids do not ascend"));
+                    }
+                    let record = tl.records.get(&id);
+                    if record.is_none() || (own && source(record) != Some(user)) {
+                        return invalid(format!("user {user}: item {id} is not theirs"));
+                    }
+                    list.push_back(id);
+                }
+                if own {
+                    tl.own_entries += list.len();
+                    tl.own.insert(user, list);
+                } else {
+                    tl.feed_entries += list.len();
+                    tl.feeds.insert(user, list);
+                }
+            }
+        }
+        tl.large = get_bitmap(r)?;
+        Ok(tl)
     }
 }
 
