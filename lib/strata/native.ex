@@ -60,6 +60,12 @@ defmodule Strata.Native do
   def sorted_set_memory(_set), do: not_loaded()
   def sorted_set_debug(_set), do: not_loaded()
   def sorted_set_check(_set), do: not_loaded()
+  def sorted_set_dump(_set), do: not_loaded()
+  def sorted_set_load(_bytes), do: not_loaded()
+  def sorted_set_save(_set, _path), do: not_loaded()
+  def sorted_set_open(_path), do: not_loaded()
+  def sorted_set_checkpoint(_set), do: not_loaded()
+  def sorted_set_recover(_dir, _sync, _bucket_size), do: not_loaded()
 
   # FollowerMap
   def follower_map_new, do: not_loaded()
@@ -76,6 +82,12 @@ defmodule Strata.Native do
   def follower_map_mutuals(_map, _user, _after, _limit), do: not_loaded()
   def follower_map_common_following(_map, _a, _b, _after, _limit), do: not_loaded()
   def follower_map_info(_map), do: not_loaded()
+  def follower_map_dump(_map), do: not_loaded()
+  def follower_map_load(_bytes), do: not_loaded()
+  def follower_map_save(_map, _path), do: not_loaded()
+  def follower_map_open(_path), do: not_loaded()
+  def follower_map_checkpoint(_map), do: not_loaded()
+  def follower_map_recover(_dir, _sync), do: not_loaded()
 
   # Interner
   def interner_new, do: not_loaded()
@@ -83,6 +95,12 @@ defmodule Strata.Native do
   def interner_lookup(_interner, _key), do: not_loaded()
   def interner_key(_interner, _id), do: not_loaded()
   def interner_info(_interner), do: not_loaded()
+  def interner_dump(_interner), do: not_loaded()
+  def interner_load(_bytes), do: not_loaded()
+  def interner_save(_interner, _path), do: not_loaded()
+  def interner_open(_path), do: not_loaded()
+  def interner_checkpoint(_interner), do: not_loaded()
+  def interner_recover(_dir, _sync), do: not_loaded()
 
   # Timeline
   def timeline_new(_map, _feed_capacity, _fanout_limit, _backfill), do: not_loaded()
@@ -96,4 +114,23 @@ defmodule Strata.Native do
   def timeline_unfollow(_tl, _follower, _followee), do: not_loaded()
   def timeline_read(_tl, _user, _before, _limit), do: not_loaded()
   def timeline_info(_tl), do: not_loaded()
+  def timeline_dump(_tl), do: not_loaded()
+  def timeline_load(_bytes), do: not_loaded()
+  def timeline_save(_tl, _path), do: not_loaded()
+  def timeline_open(_path), do: not_loaded()
+  def timeline_checkpoint(_tl), do: not_loaded()
+  def timeline_recover(_dir, _sync, _feed_capacity, _fanout_limit, _backfill), do: not_loaded()
+
+  # Durable tier
+  def journal_ack(_journal), do: not_loaded()
+  def journal_sync(_journal), do: not_loaded()
+  def journal_close(_journal), do: not_loaded()
+  def journal_dir(_journal), do: not_loaded()
+  def blob_seal(_payload), do: not_loaded()
+  def blob_unseal(_bytes), do: not_loaded()
+  def blob_save(_payload, _path), do: not_loaded()
+  def blob_open(_path), do: not_loaded()
+  def blob_recover(_dir, _sync), do: not_loaded()
+  def blob_append(_journal, _record), do: not_loaded()
+  def blob_checkpoint(_journal, _payload), do: not_loaded()
 end

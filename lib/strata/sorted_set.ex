@@ -64,13 +64,16 @@ defmodule Strata.SortedSet do
   `Inspect` (`#Strata.SortedSet<size: 3>`, never the items).
   """
 
-  alias Strata.Native
+  alias Strata.{Durable, Native}
 
   @enforce_keys [:resource]
-  defstruct [:resource]
+  defstruct [:resource, journal: nil]
 
-  @typedoc "A handle to a native sorted set (mutable and shared, like an ETS table)."
-  @type t :: %__MODULE__{resource: reference()}
+  @typedoc """
+  A handle to a native sorted set (mutable and shared, like an ETS table); `journal` is set
+  when the set is durable.
+  """
+  @type t :: %__MODULE__{resource: reference(), journal: reference() | nil}
 
   @typedoc "Any term the set can hold: numbers, atoms, binaries, tuples, proper lists, maps."
   @type item :: term()
@@ -112,6 +115,11 @@ defmodule Strata.SortedSet do
       #{@default_capacity}). Only the index is reserved, not the items.
     * `:bucket_size` - most items in one bucket (default #{@default_bucket_size}, between 4 and
       65536). Smaller buckets make inserts cheaper and the index larger.
+    * `:durable` - a directory: the set is kept there too, as by `open_durable/2` (which
+      this raises `Strata.DurabilityError` instead of returning an error). `:bucket_size`
+      applies when the directory holds no set yet.
+    * `:sync` - with `:durable`: `:always` (default), `{:interval, ms}` or `:none`; see
+      `Strata.Durable`.
 
   ## Examples
 
@@ -126,8 +134,12 @@ defmodule Strata.SortedSet do
   def new(opts \\ [])
 
   def new(opts) when is_list(opts) do
-    opts = Keyword.validate!(opts, capacity: @default_capacity, bucket_size: @default_bucket_size)
-    new(opts[:capacity], opts[:bucket_size])
+    defaults = [capacity: @default_capacity, bucket_size: @default_bucket_size]
+
+    case Durable.split_options!(opts, defaults) do
+      {nil, _, opts} -> new(opts[:capacity], opts[:bucket_size])
+      {dir, sync, opts} -> dir |> open_durable(sync: sync, bucket_size: opts[:bucket_size]) |> Durable.open!(dir)
+    end
   end
 
   def new(capacity) when is_integer(capacity), do: new(capacity, @default_bucket_size)
@@ -214,6 +226,7 @@ defmodule Strata.SortedSet do
   @spec add(t(), item()) :: t()
   def add(set, item) do
     Native.sorted_set_add(set, item)
+    Durable.ack!(set)
     set
   end
 
@@ -227,7 +240,11 @@ defmodule Strata.SortedSet do
       {nil, set}
   """
   @spec index_add(t(), item()) :: {index() | nil, t()}
-  def index_add(set, item), do: {Native.sorted_set_add(set, item), set}
+  def index_add(set, item) do
+    index = Native.sorted_set_add(set, item)
+    Durable.ack!(set)
+    {index, set}
+  end
 
   @doc """
   Adds every item of `enumerable`, in order, and returns the index each one landed at (`nil`
@@ -246,7 +263,11 @@ defmodule Strata.SortedSet do
     enumerable
     |> enumerable!("items")
     |> Stream.chunk_every(@chunk)
-    |> Enum.flat_map(&Native.sorted_set_add_all(set, &1))
+    |> Enum.flat_map(fn batch ->
+      indices = Native.sorted_set_add_all(set, batch)
+      Durable.ack!(set)
+      indices
+    end)
   end
 
   @doc """
@@ -259,6 +280,7 @@ defmodule Strata.SortedSet do
   @spec remove(t(), item()) :: t()
   def remove(set, item) do
     Native.sorted_set_remove(set, item)
+    Durable.ack!(set)
     set
   end
 
@@ -272,7 +294,11 @@ defmodule Strata.SortedSet do
       {nil, set}
   """
   @spec index_remove(t(), item()) :: {index() | nil, t()}
-  def index_remove(set, item), do: {Native.sorted_set_remove(set, item), set}
+  def index_remove(set, item) do
+    index = Native.sorted_set_remove(set, item)
+    Durable.ack!(set)
+    {index, set}
+  end
 
   @doc """
   Replaces `old` with `new` in one atomic step, as when a member is renamed or re-ranked.
@@ -288,7 +314,105 @@ defmodule Strata.SortedSet do
       [{1, "bob"}, {2, "ann"}, {2, "cat"}]
   """
   @spec update(t(), item(), item()) :: {index() | nil, index() | nil}
-  def update(set, old, new), do: Native.sorted_set_update(set, old, new)
+  def update(set, old, new) do
+    indices = Native.sorted_set_update(set, old, new)
+    Durable.ack!(set)
+    indices
+  end
+
+  @doc """
+  Encodes the set as a snapshot binary (format in `Strata.Durable`). Runs on a dirty
+  scheduler, under the set's read lock.
+
+      iex> set = Strata.SortedSet.from_enumerable([3, :a, "b", {1, [2]}, %{k: 1.5}])
+      iex> {:ok, copy} = set |> Strata.SortedSet.dump() |> Strata.SortedSet.load()
+      iex> Strata.SortedSet.to_list(copy)
+      [3, :a, {1, [2]}, %{k: 1.5}, "b"]
+  """
+  @spec dump(t()) :: binary()
+  def dump(set), do: Native.sorted_set_dump(set)
+
+  @doc """
+  Decodes a snapshot binary made by `dump/1` into a new set, checking it first.
+
+      iex> Strata.SortedSet.load("not a snapshot")
+      {:error, {:corrupt, "not a Strata snapshot (bad magic)"}}
+  """
+  @spec load(binary()) :: {:ok, t()} | {:error, Durable.reason()}
+  def load(bytes) when is_binary(bytes), do: Native.sorted_set_load(bytes)
+
+  @doc """
+  Writes a snapshot of the set to `path` atomically (see `Strata.Durable`).
+
+      iex> path = Path.join(System.tmp_dir!(), "strata-set-#{System.unique_integer([:positive])}")
+      iex> :ok = Strata.SortedSet.from_enumerable(1..3) |> Strata.SortedSet.save(path)
+      iex> {:ok, set} = Strata.SortedSet.open(path)
+      iex> Strata.SortedSet.to_list(set)
+      [1, 2, 3]
+  """
+  @spec save(t(), Path.t()) :: :ok | {:error, Durable.reason()}
+  def save(set, path), do: Native.sorted_set_save(set, Durable.path(path))
+
+  @doc """
+  Reads a snapshot file written by `save/2`.
+
+      iex> Strata.SortedSet.open("/nonexistent/strata.snap")
+      {:error, :enoent}
+  """
+  @spec open(Path.t()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open(path), do: Native.sorted_set_open(Durable.path(path))
+
+  @doc """
+  Opens the durable set kept in directory `dir`, creating it when `dir` holds none, and
+  recovering it otherwise (the newest valid snapshot plus its journal). Every change is then
+  journaled before it is applied and acknowledged as `:sync` says. See `Strata.Durable`.
+
+  Options: `:sync` (`:always`, `{:interval, ms}` or `:none`; default `:always`) and
+  `:bucket_size` (for a new set).
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-durable-#{System.unique_integer([:positive])}")
+      iex> {:ok, set} = Strata.SortedSet.open_durable(dir, sync: :none)
+      iex> Strata.SortedSet.add_all(set, [2, 1])
+      [0, 0]
+      iex> Strata.SortedSet.open_durable(dir)
+      {:error, :locked}
+      iex> Strata.SortedSet.close(set)
+      :ok
+      iex> {:ok, set} = Strata.SortedSet.open_durable(dir)
+      iex> Strata.SortedSet.to_list(set)
+      [1, 2]
+  """
+  @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open_durable(dir, opts \\ []) do
+    opts = Keyword.validate!(opts, sync: :always, bucket_size: @default_bucket_size)
+    dir = Durable.path(dir)
+
+    dir
+    |> Native.sorted_set_recover(opts[:sync], opts[:bucket_size])
+    |> Durable.opened(dir)
+  end
+
+  @doc """
+  Writes a snapshot of a durable set and starts a new journal segment; older files are
+  removed once the snapshot is durable. Writers wait while the set is encoded (readers do
+  not).
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-cp-#{System.unique_integer([:positive])}")
+      iex> set = Strata.SortedSet.new(durable: dir) |> Strata.SortedSet.add(1)
+      iex> Strata.SortedSet.checkpoint(set)
+      :ok
+      iex> Strata.SortedSet.checkpoint(Strata.SortedSet.new())
+      {:error, :not_durable}
+  """
+  @spec checkpoint(t()) :: :ok | {:error, Durable.reason()}
+  def checkpoint(set), do: Native.sorted_set_checkpoint(set)
+
+  @doc """
+  Makes a durable set's changes durable and releases its directory; later changes raise
+  `Strata.DurabilityError`. Reads go on working.
+  """
+  @spec close(t()) :: :ok | {:error, Durable.reason()}
+  def close(set), do: Durable.close(set)
 
   @doc """
   The number of items, in `O(1)`.

@@ -571,7 +571,7 @@ mod tests {
             get_term(&mut Reader::new(&out)),
             Err(DecodeError::TooLarge { .. })
         ));
-        let mut deep = vec![T_LIST, 1].repeat(300);
+        let mut deep = [T_LIST, 1].repeat(300);
         deep.extend([T_INT, 0]);
         assert!(get_term(&mut Reader::new(&deep)).is_err());
     }

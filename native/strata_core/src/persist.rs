@@ -331,6 +331,15 @@ impl TimelineState {
     }
 }
 
+/// The snapshot of a timeline and its graph, from references (the NIF layer holds them
+/// behind separate locks).
+pub fn dump_timeline(graph: &FollowerMap, timeline: &Timeline) -> Vec<u8> {
+    codec::seal(Kind::Timeline, |out| {
+        graph.put_payload(out);
+        timeline.put_payload(out);
+    })
+}
+
 impl Persist for TimelineState {
     const KIND: Kind = Kind::Timeline;
 

@@ -4,10 +4,12 @@ use std::time::Instant;
 
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::{GraphError, Page};
+use strata_core::persist::{GraphOp, Persist};
 use strata_core::FollowerMap;
 
+use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
-use crate::resource::Shared;
+use crate::resource::{Log, Shared};
 use crate::runtime::consume_since;
 
 /// Most ids one page returns.
@@ -26,6 +28,18 @@ impl Resource for Shared<FollowerMap> {}
 #[module = "Strata.FollowerMap"]
 pub struct FollowerMapHandle {
     pub resource: ResourceArc<FollowerMapResource>,
+    pub journal: Option<ResourceArc<JournalResource>>,
+}
+
+impl FollowerMapHandle {
+    /// A handle on a graph that is not durable on its own (in memory, or a durable
+    /// timeline's).
+    pub fn plain(resource: ResourceArc<FollowerMapResource>) -> FollowerMapHandle {
+        FollowerMapHandle {
+            resource,
+            journal: None,
+        }
+    }
 }
 
 pub fn handle(term: Term) -> NifResult<ResourceArc<FollowerMapResource>> {
@@ -68,24 +82,36 @@ fn encode_page<'a>(env: Env<'a>, page: Page) -> Term<'a> {
 
 #[rustler::nif]
 fn follower_map_new(env: Env) -> Term {
-    FollowerMapHandle {
-        resource: Shared::wrap(FollowerMap::new()),
-    }
-    .encode(env)
+    FollowerMapHandle::plain(Shared::wrap(FollowerMap::new())).encode(env)
 }
 
 #[rustler::nif]
 fn follower_map_follow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
     let map = handle(map)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    map.write(|m| m.follow(a, b)).map_err(self_follow)
+    if a == b {
+        return Err(self_follow(GraphError::SelfFollow(a)));
+    }
+    map.write_logged(|m, log| {
+        if m.follows(a, b) {
+            return Ok(false);
+        }
+        log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
+        m.follow(a, b).map_err(self_follow)
+    })
 }
 
 #[rustler::nif]
 fn follower_map_unfollow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
     let map = handle(map)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    Ok(map.write(|m| m.unfollow(a, b)))
+    map.write_logged(|m, log| {
+        if !m.follows(a, b) {
+            return Ok(false);
+        }
+        log.record(|buf| GraphOp::Unfollow(a, b).encode(buf))?;
+        Ok(m.unfollow(a, b))
+    })
 }
 
 #[rustler::nif]
@@ -110,12 +136,13 @@ fn pairs(term: Term) -> NifResult<Vec<(u32, u32)>> {
     Ok(pairs)
 }
 
-fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> u64 {
-    map.write(|m| {
-        pairs
+fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> NifResult<u64> {
+    map.write_logged(|m, log| {
+        log.record(|buf| GraphOp::FollowMany(pairs).encode(buf))?;
+        Ok(pairs
             .iter()
             .map(|&(a, b)| u64::from(m.follow(a, b).unwrap_or(false)))
-            .sum()
+            .sum())
     })
 }
 
@@ -130,7 +157,7 @@ fn follower_map_follow_many(env: Env, map: Term, edges: Term) -> NifResult<u64> 
         )));
     }
     let pairs = pairs(edges)?;
-    let added = follow_all(&map, &pairs);
+    let added = follow_all(&map, &pairs)?;
     consume_since(env, began);
     Ok(added)
 }
@@ -161,10 +188,15 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
         )));
     }
     // Sorted and added in slices, so that the write lock is given up between them.
-    Ok(pairs
+    pairs
         .chunks_mut(BULK_SLICE)
-        .map(|slice| map.write(|m| m.follow_many(slice).unwrap_or(0)))
-        .sum())
+        .map(|slice| {
+            map.write_logged(|m, log| {
+                log.record(|buf| GraphOp::FollowMany(slice).encode(buf))?;
+                Ok(m.follow_many(slice).unwrap_or(0))
+            })
+        })
+        .sum()
 }
 
 #[rustler::nif]
@@ -268,4 +300,64 @@ fn follower_map_info(map: Term) -> NifResult<(u64, u64, usize)> {
     let map = handle(map)?;
     let m = map.read();
     Ok((m.users(), m.edges(), m.memory()))
+}
+
+fn wrap(graph: FollowerMap) -> FollowerMapHandle {
+    FollowerMapHandle::plain(Shared::wrap(graph))
+}
+
+/// The graph as a snapshot binary.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn follower_map_dump<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let bytes = map.read().dump();
+    durable::binary(env, &bytes)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn follower_map_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
+    Ok(match durable::load::<FollowerMap>(env, bytes) {
+        Ok(graph) => (crate::ok(), wrap(graph)).encode(env),
+        Err(e) => e,
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn follower_map_save<'a>(env: Env<'a>, map: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    let path = durable::path(path, "path")?;
+    let bytes = map.read().dump();
+    Ok(durable::save(env, &path, &bytes))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn follower_map_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = durable::path(path, "path")?;
+    Ok(match durable::open_file::<FollowerMap>(env, &path) {
+        Ok(graph) => (crate::ok(), wrap(graph)).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// `{:ok, map, report}` for the durable graph in `dir`, or `{:error, reason}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn follower_map_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
+    let dir = durable::path(dir, "durable")?;
+    let mode = durable::sync_mode(sync)?;
+    Ok(match durable::recover(&dir, mode, FollowerMap::new) {
+        Ok((graph, journal, report)) => {
+            let handle = FollowerMapHandle {
+                resource: ResourceArc::new(Shared::with_log(graph, Log::Journal(journal.clone()))),
+                journal: Some(ResourceArc::new(JournalResource(journal))),
+            };
+            (crate::ok(), handle, durable::report(env, &report)).encode(env)
+        }
+        Err(e) => durable::error(env, &e),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn follower_map_checkpoint<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
+    let map = handle(map)?;
+    Ok(durable::checkpoint(env, &map))
 }

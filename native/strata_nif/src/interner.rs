@@ -1,10 +1,12 @@
 //! NIFs behind `Strata.Interner` (prefix `interner_`).
 
 use rustler::{Binary, Encoder, Env, NewBinary, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::persist::{InternOp, Persist};
 use strata_core::Interner;
 
+use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
-use crate::resource::Shared;
+use crate::resource::{Log, Shared};
 
 /// Longest key accepted.
 const MAX_KEY: usize = 65_535;
@@ -18,6 +20,14 @@ impl Resource for Shared<Interner> {}
 #[module = "Strata.Interner"]
 pub struct InternerHandle {
     resource: ResourceArc<InternerResource>,
+    journal: Option<ResourceArc<JournalResource>>,
+}
+
+fn wrap(interner: Interner) -> InternerHandle {
+    InternerHandle {
+        resource: Shared::wrap(interner),
+        journal: None,
+    }
 }
 
 fn handle(term: Term) -> NifResult<ResourceArc<InternerResource>> {
@@ -37,10 +47,7 @@ fn key<'a>(term: Term<'a>) -> NifResult<Binary<'a>> {
 
 #[rustler::nif]
 fn interner_new(env: Env) -> Term {
-    InternerHandle {
-        resource: Shared::wrap(Interner::new()),
-    }
-    .encode(env)
+    wrap(Interner::new()).encode(env)
 }
 
 /// The id of `key`, giving it the next one if it has none.
@@ -53,7 +60,12 @@ fn interner_intern(interner: Term, k: Term) -> NifResult<u32> {
         return Ok(id);
     }
     interner
-        .write(|i| i.intern(k.as_slice()))
+        .write_logged(|i, log| {
+            if i.lookup(k.as_slice()).is_none() {
+                log.record(|buf| InternOp(k.as_slice()).encode(buf))?;
+            }
+            Ok(i.intern(k.as_slice()))
+        })?
         .map(|(id, _)| id)
         .map_err(|_| rustler::Error::Term(Box::new(crate::full())))
 }
@@ -87,4 +99,63 @@ fn interner_info(interner: Term) -> NifResult<(usize, usize)> {
     let interner = handle(interner)?;
     let i = interner.read();
     Ok((i.len(), i.memory()))
+}
+
+/// The interner as a snapshot binary.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn interner_dump<'a>(env: Env<'a>, interner: Term<'a>) -> NifResult<Term<'a>> {
+    let interner = handle(interner)?;
+    let bytes = interner.read().dump();
+    durable::binary(env, &bytes)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn interner_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
+    Ok(match durable::load::<Interner>(env, bytes) {
+        Ok(interner) => (crate::ok(), wrap(interner)).encode(env),
+        Err(e) => e,
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn interner_save<'a>(env: Env<'a>, interner: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let interner = handle(interner)?;
+    let path = durable::path(path, "path")?;
+    let bytes = interner.read().dump();
+    Ok(durable::save(env, &path, &bytes))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn interner_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = durable::path(path, "path")?;
+    Ok(match durable::open_file::<Interner>(env, &path) {
+        Ok(interner) => (crate::ok(), wrap(interner)).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// `{:ok, interner, report}` for the durable interner in `dir`, or `{:error, reason}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn interner_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
+    let dir = durable::path(dir, "durable")?;
+    let mode = durable::sync_mode(sync)?;
+    Ok(match durable::recover(&dir, mode, Interner::new) {
+        Ok((interner, journal, report)) => {
+            let handle = InternerHandle {
+                resource: ResourceArc::new(Shared::with_log(
+                    interner,
+                    Log::Journal(journal.clone()),
+                )),
+                journal: Some(ResourceArc::new(JournalResource(journal))),
+            };
+            (crate::ok(), handle, durable::report(env, &report)).encode(env)
+        }
+        Err(e) => durable::error(env, &e),
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn interner_checkpoint<'a>(env: Env<'a>, interner: Term<'a>) -> NifResult<Term<'a>> {
+    let interner = handle(interner)?;
+    Ok(durable::checkpoint(env, &interner))
 }

@@ -1,6 +1,7 @@
 //! The rustler adapter: decodes terms, calls `strata_core`, encodes results.
 //! One file per Elixir module; NIF names carry the module's prefix.
 
+mod durable;
 mod error;
 mod follower_map;
 mod interner;

@@ -2,9 +2,14 @@
 //! whose native memory is added to the VM-wide counter as it changes and removed when the
 //! last reference to the resource goes away.
 
-use parking_lot::{RwLock, RwLockReadGuard};
-use rustler::{Resource, ResourceArc};
+use std::cell::RefCell;
+use std::sync::Arc;
 
+use parking_lot::{RwLock, RwLockReadGuard};
+use rustler::{NifResult, Resource, ResourceArc};
+
+use crate::durable::{durability_error, SharedJournal};
+use crate::error::bad_arg;
 use crate::runtime::adjust_memory;
 
 /// A structure that knows how many bytes it holds.
@@ -36,8 +41,44 @@ impl Measured for strata_core::Interner {
     }
 }
 
+/// Where a structure's changes are recorded.
+pub enum Log {
+    /// Nowhere: an in-memory structure.
+    Off,
+    /// In this journal, before they are applied.
+    Journal(Arc<SharedJournal>),
+    /// Part of another durable structure (a durable timeline's graph): changed only through
+    /// that structure, which records the change.
+    Owned(&'static str),
+}
+
+/// Writes a structure's change records to its journal, if it has one.
+pub struct Recorder<'a> {
+    journal: Option<&'a SharedJournal>,
+}
+
+impl Recorder<'_> {
+    /// Encodes a record with `encode` and appends it (nothing when not durable).
+    pub fn record(&self, encode: impl FnOnce(&mut Vec<u8>)) -> NifResult<()> {
+        let Some(journal) = self.journal else {
+            return Ok(());
+        };
+        RECORD.with_borrow_mut(|buf| {
+            buf.clear();
+            encode(buf);
+            journal.append(buf).map(|_| ()).map_err(durability_error)
+        })
+    }
+}
+
 pub struct Shared<T: Measured> {
     inner: RwLock<T>,
+    log: Log,
+}
+
+thread_local! {
+    /// The buffer records are encoded into, reused across calls.
+    static RECORD: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 impl<T: Measured + Send + Sync + 'static> Shared<T>
@@ -53,10 +94,52 @@ where
 impl<T: Measured> Shared<T> {
     /// Puts `value` behind a lock, counting its memory.
     pub fn new(value: T) -> Shared<T> {
+        Shared::with_log(value, Log::Off)
+    }
+
+    /// Puts `value` behind a lock, recording its changes in `log`.
+    pub fn with_log(value: T, log: Log) -> Shared<T> {
         adjust_memory(value.memory() as isize);
         Shared {
             inner: RwLock::new(value),
+            log,
         }
+    }
+
+    /// The journal, if the structure is durable.
+    pub fn journal(&self) -> Option<&Arc<SharedJournal>> {
+        match &self.log {
+            Log::Journal(j) => Some(j),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` under the write lock with a [`Recorder`]: `f` records its change (when it
+    /// has one) *before* applying it, so that when the record cannot be written nothing is
+    /// applied and the call raises `Strata.DurabilityError`.
+    pub fn write_logged<R>(
+        &self,
+        f: impl FnOnce(&mut T, &Recorder) -> NifResult<R>,
+    ) -> NifResult<R> {
+        if let Log::Owned(owner) = self.log {
+            return Err(bad_arg(format!(
+                "this structure belongs to a durable {owner}: change it through {owner}'s functions"
+            )));
+        }
+        self.write_as_owner(f)
+    }
+
+    /// [`Shared::write_logged`] for the structure that owns this one (which records the
+    /// change in its own journal): allowed on an owned structure.
+    pub fn write_as_owner<R>(
+        &self,
+        f: impl FnOnce(&mut T, &Recorder) -> NifResult<R>,
+    ) -> NifResult<R> {
+        let journal = match &self.log {
+            Log::Journal(j) => Some(&**j),
+            Log::Off | Log::Owned(_) => None,
+        };
+        self.write(|inner| f(inner, &Recorder { journal }))
     }
 
     /// A read lock; readers run in parallel.

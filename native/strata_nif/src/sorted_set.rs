@@ -9,12 +9,14 @@
 
 use std::time::Instant;
 
-use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::persist::{Persist, SetOp};
 use strata_core::sorted_set::{Bound, BuildError};
 use strata_core::{SortedSet, Term as Value};
 
+use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
-use crate::resource::Shared;
+use crate::resource::{Log, Shared};
 use crate::runtime::consume_since;
 use crate::term::{decode, decode_list, encode, encode_list};
 
@@ -32,11 +34,13 @@ impl Resource for Shared<SortedSet> {}
 #[module = "Strata.SortedSet"]
 pub struct SortedSetHandle {
     resource: ResourceArc<SortedSetResource>,
+    journal: Option<ResourceArc<JournalResource>>,
 }
 
 fn wrap(set: SortedSet) -> SortedSetHandle {
     SortedSetHandle {
         resource: Shared::wrap(set),
+        journal: None,
     }
 }
 
@@ -106,7 +110,12 @@ fn sorted_set_from_sorted_list<'a>(
 fn sorted_set_add(set: Term, item: Term) -> NifResult<Option<usize>> {
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    Ok(set.write(|s| s.insert(item)))
+    set.write_logged(|s, log| {
+        if !s.contains(&item) {
+            log.record(|b| SetOp::Add(&item).encode(b))?;
+        }
+        Ok(s.insert(item))
+    })
 }
 
 /// Adds a batch (at most `MAX_BATCH` items; the Elixir side chunks), returning each index.
@@ -120,7 +129,10 @@ fn sorted_set_add_all(env: Env, set: Term, items: Term) -> NifResult<Vec<Option<
         )));
     }
     let items = decode_list(items, "items")?;
-    let indices = set.write(|s| items.into_iter().map(|item| s.insert(item)).collect());
+    let indices = set.write_logged(|s, log| {
+        log.record(|b| SetOp::AddAll(&items).encode(b))?;
+        Ok(items.into_iter().map(|item| s.insert(item)).collect())
+    })?;
     consume_since(env, began);
     Ok(indices)
 }
@@ -129,7 +141,12 @@ fn sorted_set_add_all(env: Env, set: Term, items: Term) -> NifResult<Vec<Option<
 fn sorted_set_remove(set: Term, item: Term) -> NifResult<Option<usize>> {
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    Ok(set.write(|s| s.remove(&item)))
+    set.write_logged(|s, log| {
+        if s.contains(&item) {
+            log.record(|b| SetOp::Remove(&item).encode(b))?;
+        }
+        Ok(s.remove(&item))
+    })
 }
 
 #[rustler::nif]
@@ -137,7 +154,10 @@ fn sorted_set_update(set: Term, old: Term, new: Term) -> NifResult<(Option<usize
     let set = handle(set)?;
     let old = decode(old, "old")?;
     let new = decode(new, "new")?;
-    Ok(set.write(|s| s.replace(&old, new)))
+    set.write_logged(|s, log| {
+        log.record(|b| SetOp::Update(&old, &new).encode(b))?;
+        Ok(s.replace(&old, new))
+    })
 }
 
 #[rustler::nif]
@@ -329,4 +349,72 @@ fn sorted_set_check<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
         Ok(()) => crate::ok().encode(env),
         Err(e) => (crate::error(), e).encode(env),
     })
+}
+
+/// The set as a snapshot binary (see `Strata.Durable` for the format).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sorted_set_dump<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let bytes = set.read().dump();
+    durable::binary(env, &bytes)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn sorted_set_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
+    Ok(match durable::load::<SortedSet>(env, bytes) {
+        Ok(set) => (crate::ok(), wrap(set)).encode(env),
+        Err(e) => e,
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn sorted_set_save<'a>(env: Env<'a>, set: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    let path = durable::path(path, "path")?;
+    let bytes = set.read().dump();
+    Ok(durable::save(env, &path, &bytes))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn sorted_set_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = durable::path(path, "path")?;
+    Ok(match durable::open_file::<SortedSet>(env, &path) {
+        Ok(set) => (crate::ok(), wrap(set)).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// `{:ok, set, report}` for the durable set in `dir` (created with `bucket_size` when the
+/// directory holds none), or `{:error, reason}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn sorted_set_recover<'a>(
+    env: Env<'a>,
+    dir: Term<'a>,
+    sync: Term<'a>,
+    bucket: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let dir = durable::path(dir, "durable")?;
+    let mode = durable::sync_mode(sync)?;
+    let bucket = bucket_size(bucket)?;
+    Ok(
+        match durable::recover(&dir, mode, || SortedSet::new(bucket, 0)) {
+            Ok((set, journal, report)) => {
+                let handle = SortedSetHandle {
+                    resource: ResourceArc::new(Shared::with_log(
+                        set,
+                        Log::Journal(journal.clone()),
+                    )),
+                    journal: Some(ResourceArc::new(JournalResource(journal))),
+                };
+                (crate::ok(), handle, durable::report(env, &report)).encode(env)
+            }
+            Err(e) => durable::error(env, &e),
+        },
+    )
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn sorted_set_checkpoint<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
+    let set = handle(set)?;
+    Ok(durable::checkpoint(env, &set))
 }

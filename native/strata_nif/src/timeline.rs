@@ -6,13 +6,16 @@
 
 use std::time::Instant;
 
-use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
-use strata_core::timeline::{Item, Options, TimelineError};
+use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::follower_map::GraphError;
+use strata_core::persist::{dump_timeline, GraphOp, TimelineOp, TimelineState};
+use strata_core::timeline::{Item, Options, TimelineError, MAX_FEED_CAPACITY};
 use strata_core::Timeline;
 
+use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::follower_map::{self_follow, user, FollowerMapHandle, FollowerMapResource};
-use crate::resource::Shared;
+use crate::resource::{Log, Shared};
 use crate::runtime::consume_since;
 
 /// Most items one read returns.
@@ -31,6 +34,42 @@ impl Resource for TimelineResource {}
 pub struct TimelineHandle {
     resource: ResourceArc<TimelineResource>,
     follower_map: FollowerMapHandle,
+    journal: Option<ResourceArc<JournalResource>>,
+}
+
+/// A timeline handle over a state and graph; a durable timeline owns its graph, which only
+/// the timeline's own functions (recorded in its journal) may change.
+fn wrap(
+    state: TimelineState,
+    journal: Option<std::sync::Arc<durable::SharedJournal>>,
+) -> TimelineHandle {
+    let (graph_log, log) = match &journal {
+        Some(j) => (Log::Owned("Strata.Timeline"), Log::Journal(j.clone())),
+        None => (Log::Off, Log::Off),
+    };
+    let graph = ResourceArc::new(Shared::with_log(state.graph, graph_log));
+    TimelineHandle {
+        resource: ResourceArc::new(TimelineResource {
+            graph: graph.clone(),
+            state: Shared::with_log(state.timeline, log),
+        }),
+        follower_map: FollowerMapHandle::plain(graph),
+        journal: journal.map(|j| ResourceArc::new(JournalResource(j))),
+    }
+}
+
+fn options(feed_capacity: Term, fanout_limit: Term, backfill: Term) -> NifResult<Options> {
+    let options = Options {
+        feed_capacity: arg(feed_capacity, "feed_capacity", "a positive integer")?,
+        fanout_limit: arg(fanout_limit, "fanout_limit", "a non-negative integer")?,
+        backfill: arg(backfill, "backfill", "a non-negative integer")?,
+    };
+    if options.feed_capacity == 0 || options.feed_capacity > MAX_FEED_CAPACITY {
+        return Err(bad_arg(format!(
+            "argument feed_capacity: expected an integer in 1..{MAX_FEED_CAPACITY}"
+        )));
+    }
+    Ok(options)
 }
 
 fn handle(term: Term) -> NifResult<ResourceArc<TimelineResource>> {
@@ -66,16 +105,7 @@ fn timeline_new<'a>(
     backfill: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let follower_map: FollowerMapHandle = arg(map, "follower_map", "a %Strata.FollowerMap{}")?;
-    let options = Options {
-        feed_capacity: arg(feed_capacity, "feed_capacity", "a positive integer")?,
-        fanout_limit: arg(fanout_limit, "fanout_limit", "a non-negative integer")?,
-        backfill: arg(backfill, "backfill", "a non-negative integer")?,
-    };
-    if options.feed_capacity == 0 || options.feed_capacity > 100_000 {
-        return Err(bad_arg(
-            "argument feed_capacity: expected an integer in 1..100000",
-        ));
-    }
+    let options = options(feed_capacity, fanout_limit, backfill)?;
     let resource = ResourceArc::new(TimelineResource {
         graph: follower_map.resource.clone(),
         state: Shared::new(Timeline::new(options)),
@@ -83,6 +113,7 @@ fn timeline_new<'a>(
     Ok(TimelineHandle {
         resource,
         follower_map,
+        journal: None,
     }
     .encode(env))
 }
@@ -97,7 +128,10 @@ fn insert_post<'a>(
     let tl = handle(tl)?;
     let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
     let graph = tl.graph.read();
-    let r = tl.state.write(|t| t.insert_post(&graph, post, author));
+    let r = tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::Post(post, author).encode(buf))?;
+        Ok(t.insert_post(&graph, post, author))
+    })?;
     consume_since(env, began);
     Ok(result(env, r))
 }
@@ -137,9 +171,10 @@ fn insert_repost<'a>(
     let reposter = user(reposter, "reposter_id")?;
     let post = item_id(post, "post_id")?;
     let graph = tl.graph.read();
-    let r = tl
-        .state
-        .write(|t| t.insert_repost(&graph, repost, reposter, post));
+    let r = tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::Repost(repost, reposter, post).encode(buf))?;
+        Ok(t.insert_repost(&graph, repost, reposter, post))
+    })?;
     consume_since(env, began);
     Ok(result(env, r))
 }
@@ -170,7 +205,13 @@ fn timeline_insert_repost_dirty<'a>(
 fn timeline_delete_post<'a>(env: Env<'a>, tl: Term<'a>, post: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let post = item_id(post, "post_id")?;
-    let r = tl.state.write(|t| t.delete_post(post)).map(|_| crate::ok());
+    let r = tl
+        .state
+        .write_logged(|t, log| {
+            log.record(|buf| TimelineOp::DeletePost(post).encode(buf))?;
+            Ok(t.delete_post(post))
+        })?
+        .map(|_| crate::ok());
     Ok(result(env, r))
 }
 
@@ -180,24 +221,46 @@ fn timeline_delete_repost<'a>(env: Env<'a>, tl: Term<'a>, repost: Term<'a>) -> N
     let repost = item_id(repost, "repost_id")?;
     let r = tl
         .state
-        .write(|t| t.delete_repost(repost))
+        .write_logged(|t, log| {
+            log.record(|buf| TimelineOp::DeleteRepost(repost).encode(buf))?;
+            Ok(t.delete_repost(repost))
+        })?
         .map(|_| crate::ok());
     Ok(result(env, r))
 }
 
-/// Follows and backfills the followee's recent items (at most `backfill` of them).
+/// Follows and backfills the followee's recent items (at most `backfill` of them). The graph
+/// and the timeline change under both write locks (graph first), recorded once: in the
+/// timeline's journal if it is durable, else in the graph's if the graph is.
 #[rustler::nif]
 fn timeline_follow(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
     let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    let added = tl.graph.write(|g| g.follow(a, b)).map_err(self_follow)?;
-    if added {
-        let graph = tl.graph.read();
-        tl.state.write(|t| t.followed(&graph, a, b));
-        consume_since(env, began);
+    if a == b {
+        return Err(self_follow(GraphError::SelfFollow(a)));
     }
+    let added = tl.graph.write_as_owner(|g, graph_log| {
+        tl.state.write_logged(|t, log| {
+            if g.follows(a, b) {
+                return Ok(false);
+            }
+            if t_is_durable(&tl) {
+                log.record(|buf| TimelineOp::Follow(a, b).encode(buf))?;
+            } else {
+                graph_log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
+            }
+            let added = g.follow(a, b).map_err(self_follow)?;
+            t.followed(g, a, b);
+            Ok(added)
+        })
+    })?;
+    consume_since(env, began);
     Ok(added)
+}
+
+fn t_is_durable(tl: &TimelineResource) -> bool {
+    tl.state.journal().is_some()
 }
 
 /// Unfollows and removes the followee's items from the follower's feed (O(feed capacity)).
@@ -206,11 +269,22 @@ fn timeline_unfollow(env: Env, tl: Term, follower: Term, followee: Term) -> NifR
     let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    let removed = tl.graph.write(|g| g.unfollow(a, b));
-    if removed {
-        tl.state.write(|t| t.unfollowed(a, b));
-        consume_since(env, began);
-    }
+    let removed = tl.graph.write_as_owner(|g, graph_log| {
+        tl.state.write_logged(|t, log| {
+            if !g.follows(a, b) {
+                return Ok(false);
+            }
+            if t_is_durable(&tl) {
+                log.record(|buf| TimelineOp::Unfollow(a, b).encode(buf))?;
+            } else {
+                graph_log.record(|buf| GraphOp::Unfollow(a, b).encode(buf))?;
+            }
+            g.unfollow(a, b);
+            t.unfollowed(a, b);
+            Ok(true)
+        })
+    })?;
+    consume_since(env, began);
     Ok(removed)
 }
 
@@ -264,4 +338,92 @@ fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, usize, u64, usize)
         s.large_authors,
         t.memory(),
     ))
+}
+
+/// The timeline and its graph as one snapshot binary.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_dump<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let bytes = snapshot(&tl);
+    durable::binary(env, &bytes)
+}
+
+fn snapshot(tl: &TimelineResource) -> Vec<u8> {
+    let graph = tl.graph.read();
+    let state = tl.state.read();
+    dump_timeline(&graph, &state)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
+    Ok(match durable::load::<TimelineState>(env, bytes) {
+        Ok(state) => (crate::ok(), wrap(state, None)).encode(env),
+        Err(e) => e,
+    })
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn timeline_save<'a>(env: Env<'a>, tl: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let path = durable::path(path, "path")?;
+    let bytes = snapshot(&tl);
+    Ok(durable::save(env, &path, &bytes))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn timeline_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+    let path = durable::path(path, "path")?;
+    Ok(match durable::open_file::<TimelineState>(env, &path) {
+        Ok(state) => (crate::ok(), wrap(state, None)).encode(env),
+        Err(e) => e,
+    })
+}
+
+/// `{:ok, timeline, report}` for the durable timeline in `dir` (created with these options
+/// when the directory holds none), or `{:error, reason}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn timeline_recover<'a>(
+    env: Env<'a>,
+    dir: Term<'a>,
+    sync: Term<'a>,
+    feed_capacity: Term<'a>,
+    fanout_limit: Term<'a>,
+    backfill: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let dir = durable::path(dir, "durable")?;
+    let mode = durable::sync_mode(sync)?;
+    let options = options(feed_capacity, fanout_limit, backfill)?;
+    let fresh = || TimelineState {
+        graph: Default::default(),
+        timeline: Timeline::new(options),
+    };
+    Ok(match durable::recover(&dir, mode, fresh) {
+        Ok((state, journal, report)) => (
+            crate::ok(),
+            wrap(state, Some(journal)),
+            durable::report(env, &report),
+        )
+            .encode(env),
+        Err(e) => durable::error(env, &e),
+    })
+}
+
+/// Checkpoints a durable timeline (graph and feeds in one snapshot).
+#[rustler::nif(schedule = "DirtyIo")]
+fn timeline_checkpoint<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let Some(journal) = tl.state.journal() else {
+        return Ok(durable::not_durable(env));
+    };
+    let taken = {
+        let graph = tl.graph.read();
+        let state = tl.state.read();
+        journal
+            .rotate()
+            .map(|gen| (gen, dump_timeline(&graph, &state)))
+    };
+    Ok(match taken {
+        Ok((gen, bytes)) => durable::finish_checkpoint(env, journal, gen, &bytes),
+        Err(e) => durable::error(env, &e),
+    })
 }

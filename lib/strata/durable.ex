@@ -1,0 +1,166 @@
+defmodule Strata.Durable do
+  @moduledoc """
+  The durable tier: snapshots, a write-through journal, and recovery.
+
+  The structures in memory are the fast tier. Every structure can also be kept on local disk
+  (embedded, no server), in two ways.
+
+  ## Snapshots
+
+  `dump/1` encodes a structure as a binary and `load/1` checks and decodes one; `save/2`
+  writes that binary to a file and `open/1` reads it back. Every structure module
+  (`Strata.SortedSet`, `Strata.FollowerMap`, `Strata.Interner`, `Strata.Timeline`,
+  `Strata.MemberList`) has these four functions.
+
+  A snapshot is a 32-byte header (magic `\\x89STRATA\\n`, format version, kind of structure,
+  flags, payload length, a CRC32C over header and payload) and the payload. Reading checks,
+  in order: the magic, version, kind and flags (unknown flags are refused); that the length
+  is below the cap and equals the bytes present (no trailing bytes); the checksum; then the
+  payload, where every count is checked against the bytes left before anything is allocated
+  for it; and finally the structure itself (sorted, unique, counts agree, a follow graph's
+  two directions hold the same edges). A follow graph's bitmaps are in the standard Roaring
+  portable format. Anything wrong gives `{:error, {:corrupt, why}}`; nothing raises.
+
+  `save/2` writes a temporary file in the target's directory, fsyncs it, renames it over the
+  target and fsyncs the directory, so the file is always either the old or the new snapshot.
+  A failed fsync is an error (the temporary file is removed), never retried on the same file.
+
+  Loading a snapshot creates the atoms it names, like `:erlang.binary_to_term/1`: load only
+  snapshots your own service wrote.
+
+  ## Durable structures
+
+  `open_durable(dir, opts)` (or `new(durable: dir)`, which raises instead of returning an
+  error) opens a structure kept in directory `dir`, creating it if `dir` holds none. Every
+  change is then appended to an append-only journal, each record with its own CRC32C, before
+  the change is applied and before the call returns. The `:sync` option says when a change is
+  acknowledged (when the call returns):
+
+    * `:always` (default) - after an fsync covers it. Nothing acknowledged is lost, even on
+      power loss. Concurrent writers share fsyncs (group commit): a dedicated thread fsyncs
+      everything written so far while the writers that need it wait, so the fsync rate, not
+      the writer count, bounds throughput.
+    * `{:interval, ms}` - once written to the OS (one `write` call); fsynced every `ms`.
+      Survives a crash of the VM (the OS still has the data); a power loss can lose the last
+      `ms` of changes.
+    * `:none` - once written to the OS; fsynced only at `checkpoint/1` and `close/1`.
+
+  `checkpoint/1` writes a snapshot and starts a new journal segment; the journal's old
+  segments and all but the two newest snapshots are removed only after the new snapshot is
+  durable. `close/1` makes everything durable and releases the directory (a directory is
+  locked by the structure that has it open; opening it twice gives `{:error, :locked}`).
+
+  Directory layout: `snap-<generation>.snap`, `log-<generation>.wal` (the records after the
+  snapshot of the same generation) and `LOCK`.
+
+  ## Recovery
+
+  Opening a directory loads the newest snapshot that passes its checks and replays the
+  journal after it. A torn last record (a write cut short by a crash) is cut off. A snapshot
+  that fails its checks is set aside (renamed `*.corrupt`, and logged) and recovery falls
+  back to the previous snapshot and a longer journal: the repair comes from the durable copy,
+  as a bad sector on a fast disk would be. A damaged record followed by valid ones, a
+  missing segment, or no valid snapshot left gives `{:error, {:corrupt, details}}`: never a
+  crash, and never a silently empty structure.
+
+  ## Errors
+
+  Functions return `{:error, reason}` with `reason` one of: a `t:File.posix/0` atom (such as
+  `:enoent`, `:eacces`, `:enospc`), `{:io, message}` for other I/O errors, `{:corrupt,
+  message}`, `:locked`, `:closed`, `{:journal_failed, message}` (an earlier write or fsync
+  failed; reopen the structure), or `:not_durable`. A change that cannot be journaled raises
+  `Strata.DurabilityError`.
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-doc-#{System.unique_integer([:positive])}")
+      iex> set = Strata.SortedSet.new(durable: dir)
+      iex> Strata.SortedSet.add(set, :hello) |> Strata.SortedSet.close()
+      :ok
+      iex> {:ok, again} = Strata.SortedSet.open_durable(dir)
+      iex> Strata.SortedSet.to_list(again)
+      [:hello]
+  """
+
+  require Logger
+  alias Strata.Native
+
+  @typedoc "When a change to a durable structure is acknowledged; see the module doc."
+  @type sync :: :always | :none | {:interval, pos_integer()}
+
+  @typedoc "Why a durable operation failed; see the module doc."
+  @type reason ::
+          File.posix()
+          | {:io, String.t()}
+          | {:corrupt, String.t()}
+          | :locked
+          | :closed
+          | {:journal_failed, String.t()}
+          | :not_durable
+
+  # Longest wait for an fsync before a writer gives up.
+  @ack_timeout 60_000
+
+  @doc false
+  # Waits until the caller's changes to `struct` are durable as its sync mode promises.
+  def ack!(%{journal: nil}), do: :ok
+
+  def ack!(%{journal: journal}) do
+    case Native.journal_ack(journal) do
+      :ok ->
+        :ok
+
+      {:wait, token} ->
+        receive do
+          {:strata_ack, ^token, :ok} -> :ok
+          {:strata_ack, ^token, {:error, reason}} -> raise Strata.DurabilityError, reason: reason
+        after
+          @ack_timeout -> raise Strata.DurabilityError, reason: :timeout
+        end
+
+      {:error, reason} ->
+        raise Strata.DurabilityError, reason: reason
+    end
+  end
+
+  @doc false
+  # `{:ok, struct}` after logging what recovery repaired, or the error.
+  def opened({:ok, struct, report}, dir) do
+    for aside <- report.set_aside do
+      Logger.error("Strata: #{dir}: snapshot set aside as *.corrupt: #{aside}")
+    end
+
+    with {segment, offset, bytes} <- report.truncated do
+      Logger.warning("Strata: #{dir}: cut a torn record of #{bytes} bytes at #{segment}:#{offset}")
+    end
+
+    {:ok, struct}
+  end
+
+  def opened({:error, _} = error, _dir), do: error
+
+  @doc false
+  def open!({:ok, struct}, _dir), do: struct
+
+  def open!({:error, reason}, dir) do
+    raise Strata.DurabilityError,
+      reason: reason,
+      message: "could not open the durable structure in #{dir}: #{inspect(reason)}"
+  end
+
+  @doc false
+  def close(%{journal: nil}), do: {:error, :not_durable}
+  def close(%{journal: journal}), do: Native.journal_close(journal)
+
+  @doc false
+  def path(path) when is_binary(path), do: path
+  def path(path) when is_list(path), do: List.to_string(path)
+
+  def path(other),
+    do: raise(ArgumentError, "argument path: expected a path, got: #{inspect(other)}")
+
+  @doc false
+  # The `:durable`/`:sync` options and the others, validated.
+  def split_options!(opts, defaults) do
+    opts = Keyword.validate!(opts, [durable: nil, sync: :always] ++ defaults)
+    {opts[:durable] && path(opts[:durable]), opts[:sync], opts}
+  end
+end

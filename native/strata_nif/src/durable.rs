@@ -1,0 +1,422 @@
+//! The durable tier's NIF side: the journal resource, acknowledgements sent to waiting
+//! processes, and the conversions of errors and options shared by every structure.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustler::env::OwnedEnv;
+use rustler::{
+    Atom, Binary, Encoder, Env, Error, LocalPid, NewBinary, NifResult, Resource, ResourceArc, Term,
+};
+use strata_core::codec::DecodeError;
+use strata_core::journal::{self, Journal, Report, StoreError, SyncMode};
+use strata_core::persist::Persist;
+
+use crate::error::{arg, bad_arg};
+
+/// A process waiting for its writes to be durable, and the token it waits for.
+pub struct Waiter {
+    pid: LocalPid,
+    token: u64,
+}
+
+pub type SharedJournal = Journal<Waiter>;
+
+/// The journal of a durable structure, as Elixir holds it (in the structure's `journal`
+/// field) to wait for acknowledgements, sync and close.
+pub struct JournalResource(pub Arc<SharedJournal>);
+
+#[rustler::resource_impl]
+impl Resource for JournalResource {}
+
+mod atoms {
+    rustler::atoms! {
+        strata_ack,
+        wait,
+        corrupt,
+        locked,
+        closed,
+        journal_failed,
+        record_too_large,
+        io,
+        always,
+        none,
+        interval,
+    }
+}
+
+/// The errno names `File` uses, for the errors a store meets.
+fn posix(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        1 => "eperm",
+        2 => "enoent",
+        5 => "eio",
+        9 => "ebadf",
+        12 => "enomem",
+        13 => "eacces",
+        17 => "eexist",
+        20 => "enotdir",
+        21 => "eisdir",
+        22 => "einval",
+        24 => "emfile",
+        27 => "efbig",
+        28 => "enospc",
+        30 => "erofs",
+        36 => "enametoolong",
+        122 => "edquot",
+        _ => return None,
+    })
+}
+
+/// The reason term of a store error: a posix atom, `{:io, message}`, `{:corrupt, message}`,
+/// `:locked`, `{:journal_failed, message}`, `:closed` or `:record_too_large`.
+pub fn reason<'a>(env: Env<'a>, e: &StoreError) -> Term<'a> {
+    match e {
+        StoreError::Io { errno, .. } => match errno.and_then(posix) {
+            Some(name) => Atom::from_str(env, name)
+                .map(|a| a.encode(env))
+                .unwrap_or_else(|_| (atoms::io(), e.to_string()).encode(env)),
+            None => (atoms::io(), e.to_string()).encode(env),
+        },
+        StoreError::Corrupt(why) => (atoms::corrupt(), why.as_str()).encode(env),
+        StoreError::Locked(_) => atoms::locked().encode(env),
+        StoreError::Failed(why) => (atoms::journal_failed(), why.as_str()).encode(env),
+        StoreError::Closed => atoms::closed().encode(env),
+        StoreError::RecordTooLarge(_) => atoms::record_too_large().encode(env),
+    }
+}
+
+/// `{:error, reason}` for a store error.
+pub fn error<'a>(env: Env<'a>, e: &StoreError) -> Term<'a> {
+    (crate::error(), reason(env, e)).encode(env)
+}
+
+/// `{:error, {:corrupt, message}}` for bytes that failed their checks.
+pub fn decode_error<'a>(env: Env<'a>, e: &DecodeError) -> Term<'a> {
+    (crate::error(), (atoms::corrupt(), e.to_string())).encode(env)
+}
+
+/// Raises `Strata.DurabilityError`: a change that could not be recorded (and so was not
+/// applied).
+struct DurabilityError(StoreError);
+
+impl Encoder for DurabilityError {
+    fn encode<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let keys = [
+            Atom::from_str(env, "__struct__").map(|a| a.encode(env)),
+            Atom::from_str(env, "__exception__").map(|a| a.encode(env)),
+            Atom::from_str(env, "message").map(|a| a.encode(env)),
+            Atom::from_str(env, "reason").map(|a| a.encode(env)),
+        ];
+        let module = Atom::from_str(env, "Elixir.Strata.DurabilityError").map(|a| a.encode(env));
+        let message = format!("the change was not recorded: {}", self.0).encode(env);
+        let values = [
+            module,
+            Ok(true.encode(env)),
+            Ok(message),
+            Ok(reason(env, &self.0)),
+        ];
+        let keys: Vec<Term> = keys.into_iter().filter_map(Result::ok).collect();
+        let values: Vec<Term> = values.into_iter().filter_map(Result::ok).collect();
+        Term::map_from_term_arrays(env, &keys, &values)
+            .unwrap_or_else(|_| (atoms::journal_failed(), self.0.to_string()).encode(env))
+    }
+}
+
+pub fn durability_error(e: StoreError) -> Error {
+    Error::RaiseTerm(Box::new(DurabilityError(e)))
+}
+
+/// Sends each waiter `{:strata_ack, token, :ok | {:error, reason}}` (from the journal's own
+/// thread, never a scheduler).
+fn notify(waiters: Vec<Waiter>, result: Result<(), StoreError>) {
+    let mut env = OwnedEnv::new();
+    for w in waiters {
+        let _ = env.send_and_clear(&w.pid, |env| {
+            let result = match &result {
+                Ok(()) => crate::ok().encode(env),
+                Err(e) => error(env, e),
+            };
+            (atoms::strata_ack(), w.token, result).encode(env)
+        });
+    }
+}
+
+/// Reads `sync` (`:always`, `:none`, or `{:interval, ms}` as the Elixir side passes it).
+pub fn sync_mode(term: Term) -> NifResult<SyncMode> {
+    let expected = "argument sync: expected :always, :none or {:interval, ms} with ms in 1..60000";
+    if let Ok(atom) = term.decode::<Atom>() {
+        if atom == atoms::always() {
+            return Ok(SyncMode::Always);
+        }
+        if atom == atoms::none() {
+            return Ok(SyncMode::Never);
+        }
+    } else if let Ok((tag, ms)) = term.decode::<(Atom, u64)>() {
+        if tag == atoms::interval() && (1..=60_000).contains(&ms) {
+            return Ok(SyncMode::Interval(Duration::from_millis(ms)));
+        }
+    }
+    Err(bad_arg(expected))
+}
+
+pub fn path(term: Term, name: &str) -> NifResult<PathBuf> {
+    let path: String = arg(term, name, "a path (a string)")?;
+    if path.is_empty() || path.contains('\0') {
+        return Err(bad_arg(format!(
+            "argument {name}: expected a non-empty path"
+        )));
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// Opens or creates the durable structure in `dir`.
+pub fn recover<T: Persist>(
+    dir: &Path,
+    mode: SyncMode,
+    fresh: impl FnOnce() -> T,
+) -> Result<(T, Arc<SharedJournal>, Report), StoreError> {
+    let (value, journal, report) = journal::open(dir, mode, fresh, Box::new(notify))?;
+    Ok((value, Arc::new(journal), report))
+}
+
+/// What recovery reports to Elixir: `%{snapshot: gen, replayed: n, set_aside: [..],
+/// truncated: nil | {segment, offset, bytes}}` as a keyword-ready tuple list.
+pub fn report<'a>(env: Env<'a>, r: &Report) -> Term<'a> {
+    let pairs: Vec<(Term, Term)> = vec![
+        (atom(env, "snapshot"), r.snapshot.encode(env)),
+        (atom(env, "replayed"), r.replayed.encode(env)),
+        (atom(env, "set_aside"), r.set_aside.encode(env)),
+        (atom(env, "truncated"), r.truncated.clone().encode(env)),
+    ];
+    Term::map_from_pairs(env, &pairs).unwrap_or_else(|_| crate::nil().encode(env))
+}
+
+fn atom<'a>(env: Env<'a>, name: &str) -> Term<'a> {
+    Atom::from_str(env, name)
+        .map(|a| a.encode(env))
+        .unwrap_or_else(|_| crate::nil().encode(env))
+}
+
+/// A binary term holding `bytes`.
+pub fn binary<'a>(env: Env<'a>, bytes: &[u8]) -> NifResult<Term<'a>> {
+    Ok(NewBinary::from_slice(env, bytes).into())
+}
+
+/// `:ok` or `{:error, reason}` for saving a snapshot to `path`.
+pub fn save<'a>(env: Env<'a>, path: &Path, bytes: &[u8]) -> Term<'a> {
+    match journal::write_atomically(path, bytes) {
+        Ok(()) => crate::ok().encode(env),
+        Err(e) => error(env, &e),
+    }
+}
+
+/// Reads a snapshot file: `Ok(value)` or the `{:error, reason}` term.
+pub fn open_file<'a, T: Persist>(env: Env<'a>, path: &Path) -> Result<T, Term<'a>> {
+    journal::read_snapshot::<T>(path).map_err(|e| match e {
+        journal::ReadError::Io(e) => error(env, &e),
+        journal::ReadError::Decode(e) => decode_error(env, &e),
+    })
+}
+
+/// Checks and decodes a snapshot binary: `Ok(value)` or the `{:error, reason}` term.
+pub fn load<'a, T: Persist>(env: Env<'a>, bytes: Binary) -> Result<T, Term<'a>> {
+    T::load(bytes.as_slice()).map_err(|e| decode_error(env, &e))
+}
+
+/// A checkpoint's second half: write the snapshot, fsync the old segments, prune.
+pub fn finish_checkpoint<'a>(
+    env: Env<'a>,
+    journal: &SharedJournal,
+    gen: u64,
+    bytes: &[u8],
+) -> Term<'a> {
+    match journal.checkpoint(gen, bytes) {
+        Ok(()) => crate::ok().encode(env),
+        Err(e) => error(env, &e),
+    }
+}
+
+fn journal_arg(term: Term) -> NifResult<ResourceArc<JournalResource>> {
+    arg(term, "journal", "a Strata journal")
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+/// `:ok` when the caller's writes so far are as durable as the sync mode promises,
+/// `{:wait, token}` when the caller should wait for `{:strata_ack, token, result}`, or
+/// `{:error, reason}`.
+#[rustler::nif]
+fn journal_ack<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
+    let journal = journal_arg(journal)?;
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+    let waiter = Waiter {
+        pid: env.pid(),
+        token,
+    };
+    Ok(match journal.0.acknowledge(waiter) {
+        Some(Ok(())) => crate::ok().encode(env),
+        Some(Err(e)) => error(env, &e),
+        None => (atoms::wait(), token).encode(env),
+    })
+}
+
+/// fsyncs everything written so far.
+#[rustler::nif(schedule = "DirtyIo")]
+fn journal_sync<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
+    let journal = journal_arg(journal)?;
+    Ok(match journal.0.sync() {
+        Ok(()) => crate::ok().encode(env),
+        Err(e) => error(env, &e),
+    })
+}
+
+/// Syncs, stops the journal and releases its directory.
+#[rustler::nif(schedule = "DirtyIo")]
+fn journal_close<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
+    let journal = journal_arg(journal)?;
+    Ok(match journal.0.close() {
+        Ok(()) => crate::ok().encode(env),
+        Err(e) => error(env, &e),
+    })
+}
+
+/// The directory a journal lives in.
+#[rustler::nif]
+fn journal_dir(journal: Term) -> NifResult<String> {
+    let journal = journal_arg(journal)?;
+    let dir = journal.0.dir().to_string_lossy().into_owned();
+    Ok(dir)
+}
+
+// Opaque structures kept in Elixir (`Strata.MemberList`): Strata seals, checksums, journals
+// and recovers their bytes; the Elixir side encodes and validates what is inside.
+
+use strata_core::persist::Blob;
+
+fn blob_of(payload: Binary) -> Blob {
+    Blob {
+        snapshot: payload.as_slice().to_vec(),
+        records: Vec::new(),
+    }
+}
+
+/// A sealed snapshot of an opaque payload.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn blob_seal<'a>(env: Env<'a>, payload: Binary<'a>) -> NifResult<Term<'a>> {
+    binary(env, &blob_of(payload).dump())
+}
+
+/// `{:ok, payload}` from a sealed snapshot, or `{:error, {:corrupt, why}}`.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn blob_unseal<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
+    match load::<Blob>(env, bytes) {
+        Ok(blob) => Ok((crate::ok(), binary(env, &blob.snapshot)?).encode(env)),
+        Err(e) => Ok(e),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn blob_save<'a>(env: Env<'a>, payload: Binary<'a>, to: Term<'a>) -> NifResult<Term<'a>> {
+    let to = path(to, "path")?;
+    Ok(save(env, &to, &blob_of(payload).dump()))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn blob_open<'a>(env: Env<'a>, from: Term<'a>) -> NifResult<Term<'a>> {
+    let from = path(from, "path")?;
+    match open_file::<Blob>(env, &from) {
+        Ok(blob) => Ok((crate::ok(), binary(env, &blob.snapshot)?).encode(env)),
+        Err(e) => Ok(e),
+    }
+}
+
+/// `{:ok, journal, snapshot_payload, records, report}`: the newest valid snapshot's payload
+/// (empty for a new directory) and every record after it, in order.
+#[rustler::nif(schedule = "DirtyIo")]
+fn blob_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
+    let dir = path(dir, "durable")?;
+    let mode = sync_mode(sync)?;
+    match recover(&dir, mode, Blob::default) {
+        Ok((blob, journal, rep)) => {
+            let records = blob
+                .records
+                .iter()
+                .map(|r| binary(env, r))
+                .collect::<NifResult<Vec<Term>>>()?;
+            Ok((
+                crate::ok(),
+                ResourceArc::new(JournalResource(journal)),
+                binary(env, &blob.snapshot)?,
+                records,
+                report(env, &rep),
+            )
+                .encode(env))
+        }
+        Err(e) => Ok(error(env, &e)),
+    }
+}
+
+/// Appends one record (written to the OS before this returns): `:ok` or `{:error, reason}`.
+#[rustler::nif]
+fn blob_append<'a>(env: Env<'a>, journal: Term<'a>, record: Binary<'a>) -> NifResult<Term<'a>> {
+    let journal = journal_arg(journal)?;
+    Ok(match journal.0.append(record.as_slice()) {
+        Ok(_) => crate::ok().encode(env),
+        Err(e) => error(env, &e),
+    })
+}
+
+/// A checkpoint of an opaque structure: the caller (its only writer) passes the payload of
+/// its current state.
+#[rustler::nif(schedule = "DirtyIo")]
+fn blob_checkpoint<'a>(
+    env: Env<'a>,
+    journal: Term<'a>,
+    payload: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let journal = journal_arg(journal)?;
+    let gen = match journal.0.rotate() {
+        Ok(gen) => gen,
+        Err(e) => return Ok(error(env, &e)),
+    };
+    Ok(finish_checkpoint(
+        env,
+        &journal.0,
+        gen,
+        &blob_of(payload).dump(),
+    ))
+}
+
+/// `{:error, :not_durable}`.
+pub fn not_durable<'a>(env: Env<'a>) -> Term<'a> {
+    (
+        crate::error(),
+        Atom::from_str(env, "not_durable")
+            .map(|a| a.encode(env))
+            .unwrap_or_else(|_| crate::nil().encode(env)),
+    )
+        .encode(env)
+}
+
+/// Checkpoints a durable structure: under its read lock (no change can be recorded
+/// meanwhile) the journal moves to a new segment and the state is encoded; the snapshot is
+/// then written with the lock released.
+pub fn checkpoint<'a, T: Persist + crate::resource::Measured>(
+    env: Env<'a>,
+    shared: &crate::resource::Shared<T>,
+) -> Term<'a> {
+    let Some(journal) = shared.journal() else {
+        return not_durable(env);
+    };
+    let taken = {
+        let state = shared.read();
+        journal.rotate().map(|gen| (gen, state.dump()))
+    };
+    match taken {
+        Ok((gen, bytes)) => finish_checkpoint(env, journal, gen, &bytes),
+        Err(e) => error(env, &e),
+    }
+}
