@@ -100,6 +100,77 @@ defmodule Strata.Durable do
   @ack_timeout 60_000
 
   @doc false
+  # Defines dump/1, load/1, save/2, open/1, checkpoint/1 and close/1 of a structure module
+  # whose NIFs are named `<prefix>_dump` and so on.
+  defmacro __using__(prefix: prefix) do
+    native = fn name -> String.to_atom("#{prefix}_#{name}") end
+
+    quote do
+      mod = inspect(__MODULE__)
+
+      @doc """
+      Encodes the structure as a snapshot binary (format in `Strata.Durable`), on a dirty
+      scheduler, under its read lock.
+
+          iex> x = #{mod}.new()
+          iex> {:ok, copy} = x |> #{mod}.dump() |> #{mod}.load()
+          iex> inspect(copy) == inspect(x)
+          true
+      """
+      @spec dump(t()) :: binary()
+      def dump(x), do: Strata.Native.unquote(native.(:dump))(x)
+
+      @doc """
+      Checks and decodes a snapshot binary made by `dump/1` into a new, in-memory structure.
+
+          iex> #{mod}.load("not a snapshot")
+          {:error, {:corrupt, "not a Strata snapshot (bad magic)"}}
+      """
+      @spec load(binary()) :: {:ok, t()} | {:error, Strata.Durable.reason()}
+      def load(bytes) when is_binary(bytes), do: Strata.Native.unquote(native.(:load))(bytes)
+
+      @doc """
+      Writes a snapshot to `path` atomically: temporary file, fsync, rename, directory fsync.
+
+          iex> path = Path.join(System.tmp_dir!(), "strata-#{System.unique_integer([:positive])}")
+          iex> :ok = #{mod}.save(#{mod}.new(), path)
+          iex> {:ok, x} = #{mod}.open(path)
+          iex> inspect(x) == inspect(#{mod}.new())
+          true
+      """
+      @spec save(t(), Path.t()) :: :ok | {:error, Strata.Durable.reason()}
+      def save(x, path), do: Strata.Native.unquote(native.(:save))(x, Strata.Durable.path(path))
+
+      @doc """
+      Reads a snapshot file written by `save/2` into a new, in-memory structure.
+
+          iex> #{mod}.open("/nonexistent/strata.snap")
+          {:error, :enoent}
+      """
+      @spec open(Path.t()) :: {:ok, t()} | {:error, Strata.Durable.reason()}
+      def open(path), do: Strata.Native.unquote(native.(:open))(Strata.Durable.path(path))
+
+      @doc """
+      Writes a snapshot of a durable structure and starts a new journal segment; files no
+      recovery needs are removed once the snapshot is durable. Writers wait while the state
+      is encoded; readers do not. `{:error, :not_durable}` for an in-memory structure.
+
+          iex> #{mod}.checkpoint(#{mod}.new())
+          {:error, :not_durable}
+      """
+      @spec checkpoint(t()) :: :ok | {:error, Strata.Durable.reason()}
+      def checkpoint(x), do: Strata.Native.unquote(native.(:checkpoint))(x)
+
+      @doc """
+      Makes every change to a durable structure durable and releases its directory. Reads
+      go on working; later changes raise `Strata.DurabilityError`.
+      """
+      @spec close(t()) :: :ok | {:error, Strata.Durable.reason()}
+      def close(x), do: Strata.Durable.close(x)
+    end
+  end
+
+  @doc false
   # Waits until the caller's changes to `struct` are durable as its sync mode promises.
   def ack!(%{journal: nil}), do: :ok
 
@@ -129,7 +200,9 @@ defmodule Strata.Durable do
     end
 
     with {segment, offset, bytes} <- report.truncated do
-      Logger.warning("Strata: #{dir}: cut a torn record of #{bytes} bytes at #{segment}:#{offset}")
+      Logger.warning(
+        "Strata: #{dir}: cut a torn record of #{bytes} bytes at #{segment}:#{offset}"
+      )
     end
 
     {:ok, struct}
@@ -161,6 +234,6 @@ defmodule Strata.Durable do
   # The `:durable`/`:sync` options and the others, validated.
   def split_options!(opts, defaults) do
     opts = Keyword.validate!(opts, [durable: nil, sync: :always] ++ defaults)
-    {opts[:durable] && path(opts[:durable]), opts[:sync], opts}
+    {opts[:durable] && path(opts[:durable]), opts[:sync], Keyword.drop(opts, [:durable, :sync])}
   end
 end

@@ -32,13 +32,14 @@ defmodule Strata.FollowerMap do
   Pages are ascending by id: pass the last id of a page as `after:` to get the next one.
   """
 
-  alias Strata.Native
+  alias Strata.{Durable, Native}
+  use Durable, prefix: :follower_map
 
   @enforce_keys [:resource]
-  defstruct [:resource]
+  defstruct [:resource, journal: nil]
 
-  @typedoc "A handle to a native follow graph (mutable and shared)."
-  @type t :: %__MODULE__{resource: reference()}
+  @typedoc "A handle to a native follow graph (mutable and shared); `journal` when durable."
+  @type t :: %__MODULE__{resource: reference(), journal: reference() | nil}
 
   @typedoc "A user id."
   @type user :: 0..4_294_967_295
@@ -52,13 +53,45 @@ defmodule Strata.FollowerMap do
   @doc """
   Creates an empty graph.
 
+  ## Options
+
+    * `:durable` - a directory: the graph is kept there too, as by `open_durable/2` (which
+      this raises `Strata.DurabilityError` instead of returning an error).
+    * `:sync` - with `:durable`: `:always` (default), `{:interval, ms}` or `:none`; see
+      `Strata.Durable`.
+
       iex> Strata.FollowerMap.new() |> inspect()
       "#Strata.FollowerMap<users: 0, edges: 0>"
   """
   @spec new(keyword()) :: t()
   def new(opts \\ []) do
-    Keyword.validate!(opts, [])
-    Native.follower_map_new()
+    case Durable.split_options!(opts, []) do
+      {nil, _, _} -> Native.follower_map_new()
+      {dir, sync, _} -> dir |> open_durable(sync: sync) |> Durable.open!(dir)
+    end
+  end
+
+  @doc """
+  Opens the durable graph kept in directory `dir`, creating it when `dir` holds none and
+  recovering it otherwise. Every change is journaled before it is applied and acknowledged
+  as `:sync` (`:always`, `{:interval, ms}` or `:none`; default `:always`) says. See
+  `Strata.Durable`.
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-graph-#{System.unique_integer([:positive])}")
+      iex> {:ok, map} = Strata.FollowerMap.open_durable(dir)
+      iex> Strata.FollowerMap.follow(map, 1, 2)
+      :ok
+      iex> Strata.FollowerMap.close(map)
+      :ok
+      iex> {:ok, map} = Strata.FollowerMap.open_durable(dir)
+      iex> Strata.FollowerMap.followers(map, 2)
+      [1]
+  """
+  @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open_durable(dir, opts \\ []) do
+    opts = Keyword.validate!(opts, sync: :always)
+    dir = Durable.path(dir)
+    dir |> Native.follower_map_recover(opts[:sync]) |> Durable.opened(dir)
   end
 
   @doc """
@@ -67,7 +100,9 @@ defmodule Strata.FollowerMap do
   """
   @spec follow(t(), user(), user()) :: :ok | :already
   def follow(map, follower, followee) do
-    if Native.follower_map_follow(map, follower, followee), do: :ok, else: :already
+    added = Native.follower_map_follow(map, follower, followee)
+    Durable.ack!(map)
+    if added, do: :ok, else: :already
   end
 
   @doc """
@@ -79,7 +114,9 @@ defmodule Strata.FollowerMap do
   """
   @spec unfollow(t(), user(), user()) :: :ok | :not_following
   def unfollow(map, follower, followee) do
-    if Native.follower_map_unfollow(map, follower, followee), do: :ok, else: :not_following
+    removed = Native.follower_map_unfollow(map, follower, followee)
+    Durable.ack!(map)
+    if removed, do: :ok, else: :not_following
   end
 
   @doc "Whether `follower` follows `followee`."
@@ -99,8 +136,11 @@ defmodule Strata.FollowerMap do
       1
   """
   @spec follow_many(t(), Enumerable.t() | binary()) :: non_neg_integer()
-  def follow_many(map, edges) when is_binary(edges),
-    do: Native.follower_map_follow_packed(map, edges)
+  def follow_many(map, edges) when is_binary(edges) do
+    added = Native.follower_map_follow_packed(map, edges)
+    Durable.ack!(map)
+    added
+  end
 
   def follow_many(map, edges) do
     unless Enumerable.impl_for(edges) do
@@ -109,7 +149,11 @@ defmodule Strata.FollowerMap do
 
     edges
     |> Stream.chunk_every(@batch)
-    |> Enum.reduce(0, &(&2 + Native.follower_map_follow_many(map, &1)))
+    |> Enum.reduce(0, fn batch, total ->
+      added = Native.follower_map_follow_many(map, batch)
+      Durable.ack!(map)
+      total + added
+    end)
   end
 
   @doc """

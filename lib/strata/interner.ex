@@ -26,30 +26,71 @@ defmodule Strata.Interner do
   runs in parallel.
   """
 
-  alias Strata.Native
+  alias Strata.{Durable, Native}
+  use Durable, prefix: :interner
 
   @enforce_keys [:resource]
-  defstruct [:resource]
+  defstruct [:resource, journal: nil]
 
-  @typedoc "A handle to a native interner (mutable and shared)."
-  @type t :: %__MODULE__{resource: reference()}
+  @typedoc "A handle to a native interner (mutable and shared); `journal` when durable."
+  @type t :: %__MODULE__{resource: reference(), journal: reference() | nil}
 
   @typedoc "A dense id."
   @type id :: 0..4_294_967_295
 
-  @doc "Creates an empty interner."
+  @doc """
+  Creates an empty interner.
+
+  ## Options
+
+    * `:durable` - a directory: the interner is kept there too, as by `open_durable/2`
+      (which this raises `Strata.DurabilityError` instead of returning an error).
+    * `:sync` - with `:durable`: `:always` (default), `{:interval, ms}` or `:none`; see
+      `Strata.Durable`.
+  """
   @spec new(keyword()) :: t()
   def new(opts \\ []) do
-    Keyword.validate!(opts, [])
-    Native.interner_new()
+    case Durable.split_options!(opts, []) do
+      {nil, _, _} -> Native.interner_new()
+      {dir, sync, _} -> dir |> open_durable(sync: sync) |> Durable.open!(dir)
+    end
   end
 
-  @doc "The id of `key` (a binary of at most 65,535 bytes), giving it the next id if it has none."
+  @doc """
+  Opens the durable interner kept in directory `dir`, creating it when `dir` holds none and
+  recovering it otherwise; ids survive restarts. Option `:sync` as in `Strata.Durable`.
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-ids-#{System.unique_integer([:positive])}")
+      iex> interner = Strata.Interner.new(durable: dir)
+      iex> Strata.Interner.intern(interner, "did:plc:alice")
+      0
+      iex> :ok = Strata.Interner.close(interner)
+      iex> {:ok, interner} = Strata.Interner.open_durable(dir)
+      iex> Strata.Interner.lookup(interner, "did:plc:alice")
+      0
+  """
+  @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open_durable(dir, opts \\ []) do
+    opts = Keyword.validate!(opts, sync: :always)
+    dir = Durable.path(dir)
+    dir |> Native.interner_recover(opts[:sync]) |> Durable.opened(dir)
+  end
+
+  @doc """
+  The id of `key` (a binary of at most 65,535 bytes), giving it the next id if it has none.
+
+  On a durable interner the call returns once the id is durable, even when another process
+  gave it out a moment before.
+  """
   @spec intern(t(), binary()) :: id()
   def intern(interner, key) do
     case Native.interner_intern(interner, key) do
-      id when is_integer(id) -> id
-      {:error, :full} -> raise ArgumentError, "argument interner: all 2^32 ids are taken"
+      id when is_integer(id) ->
+        Durable.ack!(interner)
+        id
+
+      {:error, :full} ->
+        raise ArgumentError, "argument interner: all 2^32 ids are taken"
     end
   end
 

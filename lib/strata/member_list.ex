@@ -65,13 +65,21 @@ defmodule Strata.MemberList do
   applied (its rows before its group counts). `define_groups/2` costs `O(online members)`.
   """
 
-  alias Strata.SortedSet
+  alias Strata.{Durable, Native, SortedSet}
 
   @enforce_keys [:set, :table, :subs]
-  defstruct [:set, :table, :subs]
+  defstruct [:set, :table, :subs, journal: nil]
 
-  @typedoc "A handle to a member list (mutable; changed by its owner process only)."
-  @type t :: %__MODULE__{set: SortedSet.t(), table: :ets.tid(), subs: :ets.tid()}
+  @typedoc """
+  A handle to a member list (mutable; changed by its owner process only); `journal` when
+  durable.
+  """
+  @type t :: %__MODULE__{
+          set: SortedSet.t(),
+          table: :ets.tid(),
+          subs: :ets.tid(),
+          journal: reference() | nil
+        }
 
   @typedoc "A member: at least `:id`, `:name`, `:roles` and `:status`."
   @type member :: %{
@@ -129,6 +137,10 @@ defmodule Strata.MemberList do
 
     * `:groups` - the hoisted roles, as for `define_groups/2` (default `[]`).
     * `:bucket_size` - the bucket size of the underlying `Strata.SortedSet` (default 512).
+    * `:durable` - a directory: the list is kept there too, as by `open_durable/2` (which
+      this raises `Strata.DurabilityError` instead of returning an error).
+    * `:sync` - with `:durable`: `:always` (default), `{:interval, ms}` or `:none`; see
+      `Strata.Durable`.
 
   ## Examples
 
@@ -138,7 +150,18 @@ defmodule Strata.MemberList do
   """
   @spec new(keyword()) :: t()
   def new(opts \\ []) do
-    opts = Keyword.validate!(opts, groups: [], bucket_size: SortedSet.default_bucket_size())
+    defaults = [groups: [], bucket_size: SortedSet.default_bucket_size()]
+
+    case Durable.split_options!(opts, defaults) do
+      {nil, _, opts} ->
+        create(opts)
+
+      {dir, sync, opts} ->
+        dir |> open_durable([sync: sync] ++ opts) |> Durable.open!(dir)
+    end
+  end
+
+  defp create(opts) do
     table = :ets.new(__MODULE__, [:set, :protected, read_concurrency: true])
     subs = :ets.new(__MODULE__.Subscribers, [:ordered_set, :protected, read_concurrency: true])
 
@@ -149,8 +172,182 @@ defmodule Strata.MemberList do
     }
 
     {order, sort} = group_layout(opts[:groups])
-    :ets.insert(table, [{:groups, order, sort}, {:counts, zero_counts(order)}, {:seq, 0}])
+
+    :ets.insert(table, [
+      {:groups, order, sort},
+      {:counts, zero_counts(order)},
+      {:seq, 0},
+      {:bucket_size, opts[:bucket_size]}
+    ])
+
     list
+  end
+
+  @doc """
+  Opens the durable member list kept in directory `dir`, creating it (with `:groups` and
+  `:bucket_size`, as in `new/1`) when `dir` holds none and recovering it otherwise: members
+  and groups, not subscribers (clients subscribe again after a restart). Every change is
+  journaled before it is applied and acknowledged as `:sync` says; see `Strata.Durable`. The
+  list is owned by the calling process.
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-ml-#{System.unique_integer([:positive])}")
+      iex> list = Strata.MemberList.new(durable: dir, groups: [%{id: :mods, position: 1}])
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "ann", roles: [:mods], status: :online})
+      []
+      iex> :ok = Strata.MemberList.close(list)
+      iex> {:ok, list} = Strata.MemberList.open_durable(dir)
+      iex> Strata.MemberList.slice(list, 0..1)
+      [{:group, :mods, 1}, {:member, %{id: 1, name: "ann", roles: [:mods], status: :online}}]
+  """
+  @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open_durable(dir, opts \\ []) do
+    opts =
+      Keyword.validate!(opts,
+        sync: :always,
+        groups: [],
+        bucket_size: SortedSet.default_bucket_size()
+      )
+
+    dir = Durable.path(dir)
+
+    case Native.blob_recover(dir, opts[:sync]) do
+      {:ok, journal, payload, records, report} ->
+        base = if payload == "", do: {:ok, create(opts)}, else: restore(payload)
+
+        with {:ok, list} <- base,
+             :ok <- replay(list, records),
+             list = %{list | journal: journal},
+             :ok <- if(payload == "", do: checkpoint(list), else: :ok) do
+          Durable.opened({:ok, list, report}, dir)
+        else
+          {:error, _} = error ->
+            Native.journal_close(journal)
+            error
+        end
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  @doc """
+  Encodes the members and groups (not the subscribers) as a snapshot binary (format in
+  `Strata.Durable`).
+
+      iex> list = Strata.MemberList.new()
+      iex> Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: :online})
+      iex> {:ok, copy} = list |> Strata.MemberList.dump() |> Strata.MemberList.load()
+      iex> Strata.MemberList.slice(copy, 0..9) == Strata.MemberList.slice(list, 0..9)
+      true
+  """
+  @spec dump(t()) :: binary()
+  def dump(%__MODULE__{} = list), do: list |> payload() |> Native.blob_seal()
+
+  @doc """
+  Checks and decodes a snapshot binary made by `dump/1` into a new list owned by the
+  calling process.
+
+      iex> Strata.MemberList.load("junk")
+      {:error, {:corrupt, "not a Strata snapshot (bad magic)"}}
+  """
+  @spec load(binary()) :: {:ok, t()} | {:error, Durable.reason()}
+  def load(bytes) when is_binary(bytes) do
+    with {:ok, payload} <- Native.blob_unseal(bytes), do: restore(payload)
+  end
+
+  @doc "Writes a snapshot of the list to `path` atomically (see `Strata.Durable`)."
+  @spec save(t(), Path.t()) :: :ok | {:error, Durable.reason()}
+  def save(%__MODULE__{} = list, path),
+    do: list |> payload() |> Native.blob_save(Durable.path(path))
+
+  @doc """
+  Reads a snapshot file written by `save/2` into a new list owned by the calling process.
+
+      iex> Strata.MemberList.open("/nonexistent/strata.snap")
+      {:error, :enoent}
+  """
+  @spec open(Path.t()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open(path) do
+    with {:ok, payload} <- Native.blob_open(Durable.path(path)), do: restore(payload)
+  end
+
+  @doc """
+  Writes a snapshot of a durable list and starts a new journal segment (owner only).
+
+      iex> Strata.MemberList.checkpoint(Strata.MemberList.new())
+      {:error, :not_durable}
+  """
+  @spec checkpoint(t()) :: :ok | {:error, Durable.reason()}
+  def checkpoint(%__MODULE__{journal: nil}), do: {:error, :not_durable}
+
+  def checkpoint(%__MODULE__{journal: journal} = list) do
+    owner!(list)
+    Native.blob_checkpoint(journal, payload(list))
+  end
+
+  @doc """
+  Makes every change to a durable list durable and releases its directory; later changes
+  raise `Strata.DurabilityError`.
+  """
+  @spec close(t()) :: :ok | {:error, Durable.reason()}
+  def close(%__MODULE__{} = list), do: Durable.close(list)
+
+  # The snapshot payload: format version, options, groups and members, in external term
+  # format.
+  defp payload(list) do
+    [{:groups, _order, sort}] = :ets.lookup(list.table, :groups)
+    [{:bucket_size, bucket_size}] = :ets.lookup(list.table, :bucket_size)
+    groups = for {id, s} <- Enum.sort_by(sort, &elem(&1, 1)), do: %{id: id, position: -s}
+    members = for {_, _, _, member} <- SortedSet.to_list(list.set), do: member
+    :erlang.term_to_binary({:strata_member_list, 1, bucket_size, groups, members})
+  end
+
+  # A new list from a snapshot payload, every part checked.
+  defp restore(payload) do
+    {:strata_member_list, 1, bucket_size, groups, members} =
+      :erlang.binary_to_term(payload, [:safe])
+
+    list = create(groups: groups, bucket_size: bucket_size)
+    Enum.each(members, &validate_member!/1)
+    [{:groups, order, sort}] = :ets.lookup(list.table, :groups)
+    keys = Enum.map(members, &key(&1, sort))
+
+    if SortedSet.add_all(list.set, keys) |> Enum.any?(&is_nil/1) or
+         length(Enum.uniq_by(members, & &1.id)) != length(members) do
+      raise ArgumentError, "a member id repeats"
+    end
+
+    :ets.insert(list.table, for({_, _, id, _} = k <- keys, do: {{:member, id}, k}))
+    :ets.insert(list.table, {:counts, recount(list, order, sort)})
+    {:ok, list}
+  rescue
+    e in [ArgumentError, MatchError, FunctionClauseError] ->
+      {:error, {:corrupt, "member list: " <> Exception.message(e)}}
+  end
+
+  # Applies journal records in order (as the owner, with no journal yet: nothing is
+  # recorded again).
+  defp replay(list, records) do
+    Enum.each(records, fn record ->
+      case :erlang.binary_to_term(record, [:safe]) do
+        {:upsert, member} -> upsert(list, member)
+        {:remove, id} -> remove(list, id)
+        {:define_groups, groups} -> define_groups(list, groups)
+      end
+    end)
+  rescue
+    e in [ArgumentError, CaseClauseError] ->
+      {:error, {:corrupt, "member list journal: " <> Exception.message(e)}}
+  end
+
+  # Journals a change before it is applied (a durable list only).
+  defp record!(%__MODULE__{journal: nil}, _op), do: :ok
+
+  defp record!(%__MODULE__{journal: journal}, op) do
+    case Native.blob_append(journal, :erlang.term_to_binary(op)) do
+      :ok -> :ok
+      {:error, reason} -> raise Strata.DurabilityError, reason: reason
+    end
   end
 
   @doc """
@@ -169,6 +366,13 @@ defmodule Strata.MemberList do
   def define_groups(%__MODULE__{} = list, groups) do
     owner!(list)
     {order, sort} = group_layout(groups)
+    record!(list, {:define_groups, groups})
+    changes = apply_groups(list, order, sort)
+    Durable.ack!(list)
+    changes
+  end
+
+  defp apply_groups(list, order, sort) do
     [{:groups, old_order, _}] = :ets.lookup(list.table, :groups)
     old_counts = counts(list)
 
@@ -252,6 +456,13 @@ defmodule Strata.MemberList do
   def upsert(%__MODULE__{} = list, member) do
     owner!(list)
     validate_member!(member)
+    record!(list, {:upsert, member})
+    changes = apply_upsert(list, member)
+    Durable.ack!(list)
+    changes
+  end
+
+  defp apply_upsert(list, member) do
     [{:groups, order, sort}] = :ets.lookup(list.table, :groups)
     new_key = key(member, sort)
 
@@ -291,11 +502,18 @@ defmodule Strata.MemberList do
         []
 
       [{_, old_key}] ->
-        {from, _} = SortedSet.index_remove(list.set, old_key)
-        :ets.delete(list.table, {:member, id})
-        [{:groups, order, _}] = :ets.lookup(list.table, :groups)
-        change(list, order, {old_key, from}, nil)
+        record!(list, {:remove, id})
+        changes = apply_remove(list, id, old_key)
+        Durable.ack!(list)
+        changes
     end
+  end
+
+  defp apply_remove(list, id, old_key) do
+    {from, _} = SortedSet.index_remove(list.set, old_key)
+    :ets.delete(list.table, {:member, id})
+    [{:groups, order, _}] = :ets.lookup(list.table, :groups)
+    change(list, order, {old_key, from}, nil)
   end
 
   @doc """

@@ -65,6 +65,7 @@ defmodule Strata.SortedSet do
   """
 
   alias Strata.{Durable, Native}
+  use Durable, prefix: :sorted_set
 
   @enforce_keys [:resource]
   defstruct [:resource, journal: nil]
@@ -137,8 +138,11 @@ defmodule Strata.SortedSet do
     defaults = [capacity: @default_capacity, bucket_size: @default_bucket_size]
 
     case Durable.split_options!(opts, defaults) do
-      {nil, _, opts} -> new(opts[:capacity], opts[:bucket_size])
-      {dir, sync, opts} -> dir |> open_durable(sync: sync, bucket_size: opts[:bucket_size]) |> Durable.open!(dir)
+      {nil, _, opts} ->
+        new(opts[:capacity], opts[:bucket_size])
+
+      {dir, sync, opts} ->
+        dir |> open_durable(sync: sync, bucket_size: opts[:bucket_size]) |> Durable.open!(dir)
     end
   end
 
@@ -321,48 +325,6 @@ defmodule Strata.SortedSet do
   end
 
   @doc """
-  Encodes the set as a snapshot binary (format in `Strata.Durable`). Runs on a dirty
-  scheduler, under the set's read lock.
-
-      iex> set = Strata.SortedSet.from_enumerable([3, :a, "b", {1, [2]}, %{k: 1.5}])
-      iex> {:ok, copy} = set |> Strata.SortedSet.dump() |> Strata.SortedSet.load()
-      iex> Strata.SortedSet.to_list(copy)
-      [3, :a, {1, [2]}, %{k: 1.5}, "b"]
-  """
-  @spec dump(t()) :: binary()
-  def dump(set), do: Native.sorted_set_dump(set)
-
-  @doc """
-  Decodes a snapshot binary made by `dump/1` into a new set, checking it first.
-
-      iex> Strata.SortedSet.load("not a snapshot")
-      {:error, {:corrupt, "not a Strata snapshot (bad magic)"}}
-  """
-  @spec load(binary()) :: {:ok, t()} | {:error, Durable.reason()}
-  def load(bytes) when is_binary(bytes), do: Native.sorted_set_load(bytes)
-
-  @doc """
-  Writes a snapshot of the set to `path` atomically (see `Strata.Durable`).
-
-      iex> path = Path.join(System.tmp_dir!(), "strata-set-#{System.unique_integer([:positive])}")
-      iex> :ok = Strata.SortedSet.from_enumerable(1..3) |> Strata.SortedSet.save(path)
-      iex> {:ok, set} = Strata.SortedSet.open(path)
-      iex> Strata.SortedSet.to_list(set)
-      [1, 2, 3]
-  """
-  @spec save(t(), Path.t()) :: :ok | {:error, Durable.reason()}
-  def save(set, path), do: Native.sorted_set_save(set, Durable.path(path))
-
-  @doc """
-  Reads a snapshot file written by `save/2`.
-
-      iex> Strata.SortedSet.open("/nonexistent/strata.snap")
-      {:error, :enoent}
-  """
-  @spec open(Path.t()) :: {:ok, t()} | {:error, Durable.reason()}
-  def open(path), do: Native.sorted_set_open(Durable.path(path))
-
-  @doc """
   Opens the durable set kept in directory `dir`, creating it when `dir` holds none, and
   recovering it otherwise (the newest valid snapshot plus its journal). Every change is then
   journaled before it is applied and acknowledged as `:sync` says. See `Strata.Durable`.
@@ -391,28 +353,6 @@ defmodule Strata.SortedSet do
     |> Native.sorted_set_recover(opts[:sync], opts[:bucket_size])
     |> Durable.opened(dir)
   end
-
-  @doc """
-  Writes a snapshot of a durable set and starts a new journal segment; older files are
-  removed once the snapshot is durable. Writers wait while the set is encoded (readers do
-  not).
-
-      iex> dir = Path.join(System.tmp_dir!(), "strata-cp-#{System.unique_integer([:positive])}")
-      iex> set = Strata.SortedSet.new(durable: dir) |> Strata.SortedSet.add(1)
-      iex> Strata.SortedSet.checkpoint(set)
-      :ok
-      iex> Strata.SortedSet.checkpoint(Strata.SortedSet.new())
-      {:error, :not_durable}
-  """
-  @spec checkpoint(t()) :: :ok | {:error, Durable.reason()}
-  def checkpoint(set), do: Native.sorted_set_checkpoint(set)
-
-  @doc """
-  Makes a durable set's changes durable and releases its directory; later changes raise
-  `Strata.DurabilityError`. Reads go on working.
-  """
-  @spec close(t()) :: :ok | {:error, Durable.reason()}
-  def close(set), do: Durable.close(set)
 
   @doc """
   The number of items, in `O(1)`.

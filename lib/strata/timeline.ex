@@ -47,13 +47,18 @@ defmodule Strata.Timeline do
   follows made through `follow/3` and `unfollow/3`.
   """
 
-  alias Strata.{FollowerMap, Native}
+  alias Strata.{Durable, FollowerMap, Native}
+  use Durable, prefix: :timeline
 
   @enforce_keys [:resource, :follower_map]
-  defstruct [:resource, :follower_map]
+  defstruct [:resource, :follower_map, journal: nil]
 
   @typedoc "A handle to a native timeline store (mutable and shared)."
-  @type t :: %__MODULE__{resource: reference(), follower_map: FollowerMap.t()}
+  @type t :: %__MODULE__{
+          resource: reference(),
+          follower_map: FollowerMap.t(),
+          journal: reference() | nil
+        }
 
   @typedoc "A timeline item."
   @type item :: non_neg_integer() | {:repost, non_neg_integer(), FollowerMap.user()}
@@ -73,19 +78,71 @@ defmodule Strata.Timeline do
     * `:fanout_limit` - authors with more followers are fanned in at read (default 10,000).
     * `:backfill` - recent items of a newly followed author put into the feed (default 50).
     * `:follower_map` - the `Strata.FollowerMap` to read the graph from (default: a new one).
+      A durable follower map records the follows made through the timeline.
+    * `:durable` - a directory: the timeline and its own graph are kept there too, as by
+      `open_durable/2` (which this raises `Strata.DurabilityError` instead of returning an
+      error). Not with `:follower_map`.
+    * `:sync` - with `:durable`: `:always` (default), `{:interval, ms}` or `:none`; see
+      `Strata.Durable`.
   """
   @spec new(keyword()) :: t()
   def new(opts \\ []) do
+    defaults = [feed_capacity: 1000, fanout_limit: 10_000, backfill: 50, follower_map: nil]
+
+    case Durable.split_options!(opts, defaults) do
+      {nil, _, opts} ->
+        map = opts[:follower_map] || FollowerMap.new()
+        Native.timeline_new(map, opts[:feed_capacity], opts[:fanout_limit], opts[:backfill])
+
+      {dir, sync, opts} ->
+        dir |> open_durable([sync: sync] ++ opts) |> Durable.open!(dir)
+    end
+  end
+
+  @doc """
+  Opens the durable timeline kept in directory `dir`, creating it when `dir` holds none and
+  recovering it otherwise. The timeline owns its follow graph (in the same snapshots and
+  journal): change it through `follow/3` and `unfollow/3`; `follower_map/1` is for reading.
+
+  Options: `:sync` (see `Strata.Durable`) and, for a new timeline, `:feed_capacity`,
+  `:fanout_limit` and `:backfill` as in `new/1`.
+
+      iex> dir = Path.join(System.tmp_dir!(), "strata-tl-#{System.unique_integer([:positive])}")
+      iex> {:ok, tl} = Strata.Timeline.open_durable(dir)
+      iex> :ok = Strata.Timeline.follow(tl, 1, 2)
+      iex> Strata.Timeline.insert_post(tl, 100, 2)
+      2
+      iex> :ok = Strata.Timeline.close(tl)
+      iex> {:ok, tl} = Strata.Timeline.open_durable(dir)
+      iex> Strata.Timeline.get_timeline(tl, 1)
+      {[100], nil}
+  """
+  @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
+  def open_durable(dir, opts \\ []) do
     opts =
       Keyword.validate!(opts,
+        sync: :always,
         feed_capacity: 1000,
         fanout_limit: 10_000,
         backfill: 50,
         follower_map: nil
       )
 
-    map = opts[:follower_map] || FollowerMap.new()
-    Native.timeline_new(map, opts[:feed_capacity], opts[:fanout_limit], opts[:backfill])
+    if opts[:follower_map] do
+      raise ArgumentError,
+            "argument follower_map: a durable timeline owns its follow graph; pass no :follower_map"
+    end
+
+    dir = Durable.path(dir)
+
+    dir
+    |> Native.timeline_recover(
+      opts[:sync],
+      opts[:feed_capacity],
+      opts[:fanout_limit],
+      opts[:backfill]
+    )
+    |> Durable.opened(dir)
   end
 
   @doc "The follow graph the timeline reads."
@@ -99,9 +156,13 @@ defmodule Strata.Timeline do
   @spec insert_post(t(), non_neg_integer(), FollowerMap.user()) ::
           non_neg_integer() | {:error, :duplicate_id}
   def insert_post(tl, post_id, author_id) do
-    if many_followers?(tl, author_id),
-      do: Native.timeline_insert_post_dirty(tl, post_id, author_id),
-      else: Native.timeline_insert_post(tl, post_id, author_id)
+    result =
+      if many_followers?(tl, author_id),
+        do: Native.timeline_insert_post_dirty(tl, post_id, author_id),
+        else: Native.timeline_insert_post(tl, post_id, author_id)
+
+    Durable.ack!(tl)
+    result
   end
 
   @doc """
@@ -111,9 +172,13 @@ defmodule Strata.Timeline do
   @spec insert_repost(t(), non_neg_integer(), FollowerMap.user(), non_neg_integer()) ::
           non_neg_integer() | {:error, :duplicate_id | :unknown_post}
   def insert_repost(tl, repost_id, reposter_id, post_id) do
-    if many_followers?(tl, reposter_id),
-      do: Native.timeline_insert_repost_dirty(tl, repost_id, reposter_id, post_id),
-      else: Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
+    result =
+      if many_followers?(tl, reposter_id),
+        do: Native.timeline_insert_repost_dirty(tl, repost_id, reposter_id, post_id),
+        else: Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
+
+    Durable.ack!(tl)
+    result
   end
 
   # A bad author id is left for the timeline NIF to name.
@@ -125,22 +190,33 @@ defmodule Strata.Timeline do
 
   @doc "Deletes a post (and so every repost of it) from every timeline."
   @spec delete_post(t(), non_neg_integer()) :: :ok | {:error, :not_found}
-  def delete_post(tl, post_id), do: Native.timeline_delete_post(tl, post_id)
+  def delete_post(tl, post_id), do: tl |> Native.timeline_delete_post(post_id) |> acked(tl)
 
   @doc "Deletes a repost from every timeline."
   @spec delete_repost(t(), non_neg_integer()) :: :ok | {:error, :not_found}
-  def delete_repost(tl, repost_id), do: Native.timeline_delete_repost(tl, repost_id)
+  def delete_repost(tl, repost_id),
+    do: tl |> Native.timeline_delete_repost(repost_id) |> acked(tl)
 
   @doc "`follower` follows `followee`, and gets the followee's recent items: `:ok` or `:already`."
   @spec follow(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
   def follow(tl, follower, followee) do
-    if Native.timeline_follow(tl, follower, followee), do: :ok, else: :already
+    if tl |> Native.timeline_follow(follower, followee) |> acked(tl), do: :ok, else: :already
   end
 
   @doc "`follower` unfollows `followee`, whose items leave the follower's feed."
   @spec unfollow(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_following
   def unfollow(tl, follower, followee) do
-    if Native.timeline_unfollow(tl, follower, followee), do: :ok, else: :not_following
+    if tl |> Native.timeline_unfollow(follower, followee) |> acked(tl),
+      do: :ok,
+      else: :not_following
+  end
+
+  # Returns `result` once the change is durable: in the timeline's journal, or (for follows
+  # into a durable graph shared with an in-memory timeline) in the graph's.
+  defp acked(result, tl) do
+    Durable.ack!(tl)
+    Durable.ack!(tl.follower_map)
+    result
   end
 
   @doc """
