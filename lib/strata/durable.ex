@@ -71,7 +71,7 @@ defmodule Strata.Durable do
   failed; reopen the structure), or `:not_durable`. A change that cannot be journaled raises
   `Strata.DurabilityError`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-doc-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-doc-\#{System.os_time()}")
       iex> set = Strata.SortedSet.new(durable: dir)
       iex> Strata.SortedSet.add(set, :hello) |> Strata.SortedSet.close()
       :ok
@@ -132,7 +132,7 @@ defmodule Strata.Durable do
       @doc """
       Writes a snapshot to `path` atomically: temporary file, fsync, rename, directory fsync.
 
-          iex> path = Path.join(System.tmp_dir!(), "strata-#{System.unique_integer([:positive])}")
+          iex> path = Path.join(System.tmp_dir!(), "strata-\#{System.os_time()}")
           iex> :ok = #{mod}.save(#{mod}.new(), path)
           iex> {:ok, x} = #{mod}.open(path)
           iex> inspect(x) == inspect(#{mod}.new())

@@ -77,7 +77,7 @@ defmodule Strata.FollowerMap do
   as `:sync` (`:always`, `{:interval, ms}` or `:none`; default `:always`) says. See
   `Strata.Durable`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-graph-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-graph-\#{System.os_time()}")
       iex> {:ok, map} = Strata.FollowerMap.open_durable(dir)
       iex> Strata.FollowerMap.follow(map, 1, 2)
       :ok

@@ -60,7 +60,7 @@ defmodule Strata.Interner do
   Opens the durable interner kept in directory `dir`, creating it when `dir` holds none and
   recovering it otherwise; ids survive restarts. Option `:sync` as in `Strata.Durable`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-ids-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-ids-\#{System.os_time()}")
       iex> interner = Strata.Interner.new(durable: dir)
       iex> Strata.Interner.intern(interner, "did:plc:alice")
       0

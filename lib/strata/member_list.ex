@@ -190,7 +190,7 @@ defmodule Strata.MemberList do
   journaled before it is applied and acknowledged as `:sync` says; see `Strata.Durable`. The
   list is owned by the calling process.
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-ml-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-ml-\#{System.os_time()}")
       iex> list = Strata.MemberList.new(durable: dir, groups: [%{id: :mods, position: 1}])
       iex> Strata.MemberList.upsert(list, %{id: 1, name: "ann", roles: [:mods], status: :online})
       []

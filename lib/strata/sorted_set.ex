@@ -332,7 +332,7 @@ defmodule Strata.SortedSet do
   Options: `:sync` (`:always`, `{:interval, ms}` or `:none`; default `:always`) and
   `:bucket_size` (for a new set).
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-durable-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-durable-\#{System.os_time()}")
       iex> {:ok, set} = Strata.SortedSet.open_durable(dir, sync: :none)
       iex> Strata.SortedSet.add_all(set, [2, 1])
       [0, 0]

@@ -107,7 +107,7 @@ defmodule Strata.Timeline do
   Options: `:sync` (see `Strata.Durable`) and, for a new timeline, `:feed_capacity`,
   `:fanout_limit` and `:backfill` as in `new/1`.
 
-      iex> dir = Path.join(System.tmp_dir!(), "strata-tl-#{System.unique_integer([:positive])}")
+      iex> dir = Path.join(System.tmp_dir!(), "strata-tl-\#{System.os_time()}")
       iex> {:ok, tl} = Strata.Timeline.open_durable(dir)
       iex> :ok = Strata.Timeline.follow(tl, 1, 2)
       iex> Strata.Timeline.insert_post(tl, 100, 2)

@@ -527,6 +527,10 @@ mod tests {
                     state.timeline.delete_post(id).unwrap();
                 }
             }
+            // Reposts with ids below their posts' (ids are any u64).
+            for i in 0..posts.len() as u64 {
+                let _ = state.timeline.insert_repost(&state.graph, i * 3 + 1, 7, (i + 5) * 3);
+            }
             let graph = FollowerMap::load(&Persist::dump(&state.graph)).unwrap();
             prop_assert_eq!(Persist::dump(&graph), Persist::dump(&state.graph));
             let back = TimelineState::load(&state.dump()).unwrap();

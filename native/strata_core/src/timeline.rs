@@ -236,6 +236,7 @@ impl Timeline {
                 deleted: false,
             },
         );
+        self.reposts += 1;
         Ok(self.publish(graph, reposter, repost))
     }
 
@@ -451,9 +452,6 @@ impl Timeline {
                 1 => {
                     let reposter = r.u32()?;
                     let post = r.u64()?;
-                    if !matches!(tl.records.get(&post), Some(Record::Post { .. })) {
-                        return invalid(format!("repost {id} of a missing post {post}"));
-                    }
                     tl.reposts += 1;
                     Record::Repost {
                         post,
@@ -464,6 +462,14 @@ impl Timeline {
                 _ => return invalid(format!("record {id}: unknown tag {tag}")),
             };
             tl.records.insert(id, record);
+        }
+        // Ids are any u64: a repost may have a smaller id than its post.
+        for (id, record) in tl.records.iter() {
+            if let Record::Repost { post, .. } = record {
+                if !matches!(tl.records.get(post), Some(Record::Post { .. })) {
+                    return invalid(format!("repost {id} of a missing post {post}"));
+                }
+            }
         }
         for own in [false, true] {
             let users = r.count(5)?;

@@ -1,0 +1,459 @@
+defmodule Strata.DurableTest do
+  use ExUnit.Case, async: true
+
+  alias Strata.{FollowerMap, Interner, MemberList, Seeded, SnapshotBytes, SortedSet, Timeline}
+
+  doctest Strata.Durable
+
+  @moduletag :tmp_dir
+  @moduletag :capture_log
+
+  # --- helpers: the whole visible state of each structure -------------------------------
+
+  defp state(%SortedSet{} = s), do: SortedSet.to_list(s)
+
+  defp state(%FollowerMap{} = m) do
+    users = 0..60
+
+    {FollowerMap.stats(m),
+     for(
+       u <- users,
+       do:
+         {FollowerMap.followers(m, u, limit: 10_000), FollowerMap.following(m, u, limit: 10_000)}
+     )}
+  end
+
+  defp state(%Interner{} = i),
+    do: for(id <- 0..(Interner.size(i) - 1)//1, do: Interner.key(i, id))
+
+  defp state(%Timeline{} = tl) do
+    {Timeline.stats(tl), state(Timeline.follower_map(tl)),
+     for(u <- 0..60, do: all_pages(tl, u, nil, []))}
+  end
+
+  defp state(%MemberList{} = l), do: MemberList.slice(l, 0..(MemberList.size(l) + 1))
+
+  defp all_pages(tl, user, cursor, acc) do
+    {items, next} = Timeline.get_timeline(tl, user, limit: 7, cursor: cursor)
+    if next, do: all_pages(tl, user, next, acc ++ items), else: acc ++ items
+  end
+
+  # --- random operations, applied alike to a durable structure and an in-memory one -----
+
+  defp random_op(:sorted_set) do
+    case :rand.uniform(4) do
+      1 -> {:add_all, for(_ <- 1..:rand.uniform(5), do: Seeded.term())}
+      2 -> {:remove, Seeded.term()}
+      3 -> {:update, Seeded.term(), Seeded.term()}
+      _ -> {:add, Seeded.term()}
+    end
+  end
+
+  defp random_op(:follower_map) do
+    {a, b} = {:rand.uniform(60), :rand.uniform(60)}
+
+    case :rand.uniform(6) do
+      1 ->
+        {:unfollow, a, b}
+
+      2 ->
+        {:follow_many,
+         for(_ <- 1..5, x = :rand.uniform(60), y = :rand.uniform(60), x != y, do: {x, y})}
+
+      _ ->
+        if a == b, do: {:unfollow, a, b}, else: {:follow, a, b}
+    end
+  end
+
+  defp random_op(:interner), do: {:intern, "key-#{:rand.uniform(300)}"}
+
+  defp random_op(:timeline) do
+    {a, b} = {:rand.uniform(60), :rand.uniform(60)}
+    id = :rand.uniform(2000)
+
+    case :rand.uniform(8) do
+      1 -> {:unfollow, a, b}
+      2 -> {:repost, id, a, :rand.uniform(2000)}
+      3 -> {:delete_post, :rand.uniform(2000)}
+      4 -> {:delete_repost, :rand.uniform(2000)}
+      n when n in 5..6 and a != b -> {:follow, a, b}
+      _ -> {:post, id, a}
+    end
+  end
+
+  defp random_op(:member_list) do
+    id = :rand.uniform(80)
+
+    case :rand.uniform(10) do
+      1 ->
+        {:remove, id}
+
+      2 ->
+        {:groups,
+         Enum.take_random(
+           [%{id: :a, position: 3}, %{id: :b, position: 1}, %{id: :c, position: 2}],
+           :rand.uniform(3)
+         )}
+
+      _ ->
+        {:upsert,
+         %{
+           id: id,
+           name: "n#{:rand.uniform(30)}",
+           roles: Enum.take_random([:a, :b, :c], :rand.uniform(2)),
+           status: Enum.random([:online, :offline, :idle])
+         }}
+    end
+  end
+
+  defp apply_op(%SortedSet{} = s, {:add, x}), do: SortedSet.index_add(s, x) |> elem(0)
+  defp apply_op(%SortedSet{} = s, {:add_all, xs}), do: SortedSet.add_all(s, xs)
+  defp apply_op(%SortedSet{} = s, {:remove, x}), do: SortedSet.index_remove(s, x) |> elem(0)
+  defp apply_op(%SortedSet{} = s, {:update, x, y}), do: SortedSet.update(s, x, y)
+  defp apply_op(%FollowerMap{} = m, {:follow, a, b}), do: FollowerMap.follow(m, a, b)
+  defp apply_op(%FollowerMap{} = m, {:unfollow, a, b}), do: FollowerMap.unfollow(m, a, b)
+  defp apply_op(%FollowerMap{} = m, {:follow_many, es}), do: FollowerMap.follow_many(m, es)
+  defp apply_op(%Interner{} = i, {:intern, k}), do: Interner.intern(i, k)
+  defp apply_op(%Timeline{} = t, {:post, id, a}), do: Timeline.insert_post(t, id, a)
+  defp apply_op(%Timeline{} = t, {:repost, id, a, p}), do: Timeline.insert_repost(t, id, a, p)
+  defp apply_op(%Timeline{} = t, {:delete_post, id}), do: Timeline.delete_post(t, id)
+  defp apply_op(%Timeline{} = t, {:delete_repost, id}), do: Timeline.delete_repost(t, id)
+  defp apply_op(%Timeline{} = t, {:follow, a, b}), do: Timeline.follow(t, a, b)
+  defp apply_op(%Timeline{} = t, {:unfollow, a, b}), do: Timeline.unfollow(t, a, b)
+  defp apply_op(%MemberList{} = l, {:upsert, m}), do: MemberList.upsert(l, m)
+  defp apply_op(%MemberList{} = l, {:remove, id}), do: MemberList.remove(l, id)
+  defp apply_op(%MemberList{} = l, {:groups, gs}), do: MemberList.define_groups(l, gs)
+
+  @modules %{
+    sorted_set: SortedSet,
+    follower_map: FollowerMap,
+    interner: Interner,
+    timeline: Timeline,
+    member_list: MemberList
+  }
+
+  defp fresh(:sorted_set, opts), do: SortedSet.new([bucket_size: 8] ++ opts)
+
+  defp fresh(:timeline, opts),
+    do: Timeline.new([feed_capacity: 6, fanout_limit: 4, backfill: 2] ++ opts)
+
+  defp fresh(kind, opts), do: @modules[kind].new(opts)
+
+  defp reopen(kind, dir, sync) do
+    opts =
+      case kind do
+        :sorted_set -> [bucket_size: 8]
+        :timeline -> [feed_capacity: 6, fanout_limit: 4, backfill: 2]
+        _ -> []
+      end
+
+    {:ok, x} = @modules[kind].open_durable(dir, [sync: sync] ++ opts)
+    x
+  end
+
+  # --- round trips ----------------------------------------------------------------------
+
+  for kind <- [:sorted_set, :follower_map, :interner, :timeline, :member_list] do
+    test "#{kind}: dump/load and save/open round trips, empty and after splits", %{tmp_dir: dir} do
+      kind = unquote(kind)
+
+      Seeded.run("round trip #{kind}", fn _seed ->
+        for n <- [0, 1, 40, 1500] do
+          x = fresh(kind, [])
+          for _ <- 1..n//1, do: apply_op(x, random_op(kind))
+          {:ok, copy} = x |> @modules[kind].dump() |> @modules[kind].load()
+          assert state(copy) == state(x), "#{n} ops"
+          path = Path.join(dir, "#{kind}-#{n}.snap")
+          assert :ok = @modules[kind].save(x, path)
+          assert {:ok, opened} = @modules[kind].open(path)
+          assert state(opened) == state(x)
+          # Same contents, same bytes.
+          assert @modules[kind].dump(opened) == @modules[kind].dump(x)
+          assert Path.wildcard(Path.join(dir, ".*tmp*")) == []
+        end
+      end)
+    end
+
+    test "#{kind}: a durable structure recovers to the in-memory model across checkpoints and reopens",
+         %{tmp_dir: dir} do
+      kind = unquote(kind)
+      mod = @modules[kind]
+
+      Seeded.run("durable #{kind}", fn _seed ->
+        sync = Enum.random([:always, :none, {:interval, 5}])
+        model = fresh(kind, [])
+        durable = fresh(kind, durable: dir, sync: sync)
+
+        final =
+          Enum.reduce(1..600, durable, fn i, d ->
+            op = random_op(kind)
+            assert apply_op(d, op) == apply_op(model, op), "op #{i}: #{inspect(op)}"
+
+            case :rand.uniform(60) do
+              1 ->
+                assert :ok = mod.checkpoint(d)
+                d
+
+              2 ->
+                assert :ok = mod.close(d)
+                again = reopen(kind, dir, sync)
+                assert state(again) == state(model), "after reopen at op #{i}"
+                again
+
+              _ ->
+                d
+            end
+          end)
+
+        assert state(final) == state(model)
+        assert :ok = mod.close(final)
+        assert state(reopen(kind, dir, sync)) == state(model)
+        # At most the two newest snapshots are kept.
+        assert length(Path.wildcard(Path.join(dir, "snap-*.snap"))) <= 2
+      end)
+    end
+  end
+
+  # --- damaged snapshots ----------------------------------------------------------------
+
+  defp mixed_set do
+    Seeded.run("mixed set", fn _ ->
+      SortedSet.from_enumerable(for _ <- 1..300, do: Seeded.term(), into: [])
+    end)
+  end
+
+  test "every flipped byte, cut and appended junk of a snapshot is refused" do
+    bytes = SortedSet.dump(mixed_set())
+    size = byte_size(bytes)
+
+    for i <- 0..(size - 1), rem(i, max(div(size, 1500), 1)) == 0 do
+      <<a::binary-size(i), b, c::binary>> = bytes
+      flip = :rand.uniform(255)
+
+      assert {:error, {:corrupt, _}} = SortedSet.load(a <> <<Bitwise.bxor(b, flip)>> <> c),
+             "byte #{i}"
+    end
+
+    for n <- 0..(size - 1) do
+      assert {:error, {:corrupt, _}} = SortedSet.load(binary_part(bytes, 0, n)), "cut at #{n}"
+    end
+
+    assert {:error, {:corrupt, "1 trailing bytes"}} = SortedSet.load(bytes <> <<0>>)
+    assert {:error, {:corrupt, _}} = SortedSet.load(bytes <> :crypto.strong_rand_bytes(100))
+  end
+
+  test "forged lengths, versions, kinds and flags are refused before anything is allocated" do
+    payload = SnapshotBytes.payload(SortedSet.dump(SortedSet.from_enumerable(1..10)))
+
+    assert {:error, {:corrupt, "truncated"}} =
+             SortedSet.load(SnapshotBytes.seal(:sorted_set, payload, length: 2 ** 63))
+
+    assert {:error, {:corrupt, "unsupported format version 2"}} =
+             SortedSet.load(SnapshotBytes.seal(:sorted_set, payload, version: 2))
+
+    assert {:error, {:corrupt, "unknown flags 0x4"}} =
+             SortedSet.load(SnapshotBytes.seal(:sorted_set, payload, flags: 4))
+
+    assert {:error, {:corrupt, "holds a sorted_set, not a timeline"}} =
+             Timeline.load(SnapshotBytes.seal(:sorted_set, payload))
+
+    # A count of 2^62 items in a valid envelope: refused by the bytes left, not allocated.
+    forged = <<8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x3F>>
+    assert {:error, {:corrupt, msg}} = SortedSet.load(SnapshotBytes.seal(:sorted_set, forged))
+    assert msg =~ "exceeds the limit"
+  end
+
+  test "a checksum-valid payload with a broken structure is refused" do
+    # bucket 8, two items, 2 then 1 (zigzag varints): valid encoding, unsorted.
+    unsorted = <<8, 2, 0, 4, 0, 2>>
+
+    assert {:error, {:corrupt, "invalid contents: items are not strictly ascending"}} =
+             SortedSet.load(SnapshotBytes.seal(:sorted_set, unsorted))
+
+    assert {:error, {:corrupt, "invalid contents: key 1 repeats an earlier key"}} =
+             Interner.load(SnapshotBytes.seal(:interner, <<2, 1, ?a, 1, ?a>>))
+
+    assert {:error, {:corrupt, "member list: " <> _}} =
+             MemberList.load(SnapshotBytes.seal(:member_list, :erlang.term_to_binary(:nope)))
+
+    # Random damage under a recomputed checksum: an error or a valid structure, never a crash.
+    Seeded.run("resealed damage", fn _ ->
+      tl = Timeline.new(fanout_limit: 3)
+
+      for i <- 1..200 do
+        Timeline.follow(tl, :rand.uniform(30), 30 + :rand.uniform(30))
+        Timeline.insert_post(tl, i, :rand.uniform(60))
+      end
+
+      for {kind, mod, x} <- [
+            {:timeline, Timeline, tl},
+            {:follower_map, FollowerMap, Timeline.follower_map(tl)},
+            {:sorted_set, SortedSet, mixed_set()}
+          ],
+          _ <- 1..300 do
+        payload = SnapshotBytes.payload(mod.dump(x))
+        i = :rand.uniform(byte_size(payload)) - 1
+        <<a::binary-size(i), b, c::binary>> = payload
+        damaged = a <> <<Bitwise.bxor(b, :rand.uniform(255))>> <> c
+
+        case mod.load(SnapshotBytes.seal(kind, damaged)) do
+          {:ok, loaded} -> assert is_binary(mod.dump(loaded))
+          {:error, {:corrupt, _}} -> :ok
+        end
+      end
+    end)
+  end
+
+  # --- damaged journals -----------------------------------------------------------------
+
+  # A durable set in `dir` after `n` single adds; returns the state after each record.
+  defp journaled_set(dir, n) do
+    set = SortedSet.new(durable: dir, sync: :none, bucket_size: 8)
+
+    states =
+      Enum.map(1..n, fn i ->
+        SortedSet.add(set, {i, "item #{i}"})
+        SortedSet.to_list(set)
+      end)
+
+    :ok = SortedSet.close(set)
+    [[] | states]
+  end
+
+  defp recover_set(dir, log, bytes) do
+    File.write!(log, bytes)
+
+    case SortedSet.open_durable(dir) do
+      {:ok, set} ->
+        :ok = SortedSet.close(set)
+        {:ok, SortedSet.to_list(set)}
+
+      error ->
+        error
+    end
+  end
+
+  test "a log cut at any offset recovers exactly the records before the cut", %{tmp_dir: dir} do
+    states = journaled_set(dir, 40)
+    log = Path.join(dir, "log-0000000000000000.wal")
+    bytes = File.read!(log)
+    ends = SnapshotBytes.record_ends(bytes)
+    assert length(ends) == 40
+
+    for cut <- 32..byte_size(bytes) do
+      complete = Enum.count(ends, &(&1 <= cut))
+      assert {:ok, list} = recover_set(dir, log, binary_part(bytes, 0, cut))
+      assert list == Enum.at(states, complete), "cut at #{cut}"
+    end
+
+    # Junk after the last record is a torn tail too.
+    assert {:ok, list} = recover_set(dir, log, bytes <> :crypto.strong_rand_bytes(37))
+    assert list == List.last(states)
+  end
+
+  test "a flipped byte in a log is a torn tail only in the last record", %{tmp_dir: dir} do
+    states = journaled_set(dir, 40)
+    log = Path.join(dir, "log-0000000000000000.wal")
+    bytes = File.read!(log)
+    last_start = bytes |> SnapshotBytes.record_ends() |> Enum.at(-2)
+
+    for i <- 0..(byte_size(bytes) - 1), rem(i, 3) == 0 or i >= last_start do
+      <<a::binary-size(i), b, c::binary>> = bytes
+      damaged = a <> <<Bitwise.bxor(b, 1 + :rand.uniform(254))>> <> c
+
+      if i >= last_start do
+        assert {:ok, list} = recover_set(dir, log, damaged)
+        assert list == Enum.at(states, 39), "byte #{i}"
+      else
+        assert {:error, {:corrupt, _}} = recover_set(dir, log, damaged), "byte #{i}"
+      end
+    end
+
+    # A record length forged to 2^32 - 1 in the first record: records follow, so refused.
+    <<head::binary-size(32), _len::32, rest::binary>> = bytes
+
+    assert {:error, {:corrupt, msg}} =
+             recover_set(dir, log, head <> <<0xFFFFFFFF::32-little>> <> rest)
+
+    assert msg =~ "damaged record at offset 32"
+  end
+
+  test "a corrupt newest snapshot is set aside and the previous one plus a longer log used",
+       %{tmp_dir: dir} do
+    set = SortedSet.new(durable: dir, bucket_size: 8)
+    SortedSet.add_all(set, 1..50)
+    :ok = SortedSet.checkpoint(set)
+    SortedSet.add_all(set, 51..80)
+    :ok = SortedSet.checkpoint(set)
+    SortedSet.add_all(set, 81..90)
+    :ok = SortedSet.close(set)
+
+    [older, newest] = Enum.sort(Path.wildcard(Path.join(dir, "snap-*.snap")))
+    bytes = File.read!(newest)
+    File.write!(newest, binary_part(bytes, 0, byte_size(bytes) - 3) <> "bad")
+
+    {{:ok, again}, log} = ExUnit.CaptureLog.with_log(fn -> SortedSet.open_durable(dir) end)
+    assert log =~ "set aside"
+    assert SortedSet.to_list(again) == Enum.to_list(1..90)
+    assert File.exists?(newest <> ".corrupt")
+    :ok = SortedSet.close(again)
+
+    # Nothing valid left: an error, not an empty set, now and on every later open.
+    File.write!(older, "junk")
+    assert {:error, {:corrupt, msg}} = SortedSet.open_durable(dir)
+    assert msg =~ "no valid snapshot"
+    assert {:error, {:corrupt, _}} = SortedSet.open_durable(dir)
+  end
+
+  test "errors name what went wrong", %{tmp_dir: dir} do
+    file = Path.join(dir, "a-file")
+    File.write!(file, "x")
+    assert {:error, :enotdir} = SortedSet.open_durable(Path.join(file, "sub"))
+    assert {:error, :enoent} = SortedSet.save(SortedSet.new(), Path.join([dir, "missing", "x"]))
+    assert {:error, {:corrupt, _}} = SortedSet.open(file)
+    assert {:error, :not_durable} = SortedSet.close(SortedSet.new())
+
+    assert_raise ArgumentError, ~r/argument sync/, fn ->
+      SortedSet.open_durable(Path.join(dir, "s"), sync: :sometimes)
+    end
+
+    assert_raise ArgumentError, ~r/owns its follow graph/, fn ->
+      Timeline.new(durable: Path.join(dir, "t"), follower_map: FollowerMap.new())
+    end
+
+    tl = Timeline.new(durable: Path.join(dir, "t2"))
+
+    assert_raise ArgumentError, ~r/belongs to a durable Strata.Timeline/, fn ->
+      FollowerMap.follow(Timeline.follower_map(tl), 1, 2)
+    end
+
+    :ok = Timeline.close(tl)
+    assert_raise Strata.DurabilityError, ~r/closed/, fn -> Timeline.insert_post(tl, 1, 1) end
+    assert Timeline.get_timeline(tl, 1) == {[], nil}
+  end
+
+  test "a durable follower map shared with an in-memory timeline records its follows",
+       %{tmp_dir: dir} do
+    map = FollowerMap.new(durable: dir)
+    tl = Timeline.new(follower_map: map)
+    :ok = Timeline.follow(tl, 1, 2)
+    :ok = FollowerMap.close(map)
+    {:ok, map} = FollowerMap.open_durable(dir)
+    assert FollowerMap.follows?(map, 1, 2)
+  end
+
+  test "concurrent writers are all acknowledged and all recovered", %{tmp_dir: dir} do
+    tl = Timeline.new(durable: dir, sync: :always)
+
+    1..16
+    |> Task.async_stream(
+      fn w -> for i <- 1..50, do: 0 = Timeline.insert_post(tl, w * 1000 + i, 1000 + w) - 1 end,
+      max_concurrency: 16
+    )
+    |> Stream.run()
+
+    :ok = Timeline.close(tl)
+    {:ok, tl} = Timeline.open_durable(dir)
+    assert Timeline.stats(tl).posts == 800
+  end
+end
