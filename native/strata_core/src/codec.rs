@@ -233,6 +233,7 @@ impl Put for Vec<u8> {
 }
 
 /// Reads a payload front to back; every read checks the bytes left first.
+#[derive(Clone)]
 pub struct Reader<'a> {
     bytes: &'a [u8],
 }
@@ -443,22 +444,96 @@ fn get_term_at(r: &mut Reader, depth: usize) -> Result<Term, DecodeError> {
     }
 }
 
-/// Writes a Roaring bitmap in the standard portable format, length-prefixed.
+const NO_RUNS: u32 = 12346;
+const WITH_RUNS: u16 = 12347;
+/// Most values an array container holds in the portable format.
+const ARRAY_MAX: usize = 4096;
+
+/// Writes a Roaring bitmap in the standard portable format (no run containers), length-
+/// prefixed. Written from the values rather than with `serialize_into`, which is several
+/// times slower on the millions of small bitmaps of a follow graph.
 pub fn put_bitmap(out: &mut Vec<u8>, bitmap: &roaring::RoaringBitmap) {
-    out.put_varint(bitmap.serialized_size() as u64);
-    // Writing into a Vec cannot fail.
-    let _ = bitmap.serialize_into(&mut *out);
+    put_bitmap_with(out, bitmap, &mut Vec::new(), &mut Vec::new());
 }
 
-/// Reads a length-prefixed Roaring bitmap in the portable format. `deserialize_from` checks
-/// the containers' contents but not that their keys ascend, so the container descriptions
-/// are checked here first; the bitmap must use exactly the bytes given.
+/// [`put_bitmap`] with scratch buffers reused across calls.
+pub fn put_bitmap_with(
+    out: &mut Vec<u8>,
+    bitmap: &roaring::RoaringBitmap,
+    values: &mut Vec<u32>,
+    containers: &mut Vec<(u16, usize, usize)>,
+) {
+    // Containers: (key, first value index, cardinality).
+    values.clear();
+    values.extend(bitmap.iter());
+    containers.clear();
+    for (i, v) in values.iter().enumerate() {
+        let key = (v >> 16) as u16;
+        match containers.last_mut() {
+            Some((k, _, n)) if *k == key => *n += 1,
+            _ => containers.push((key, i, 1)),
+        }
+    }
+    let header = 8 + containers.len() * 8;
+    let body: usize = containers
+        .iter()
+        .map(|&(_, _, n)| if n > ARRAY_MAX { 8192 } else { 2 * n })
+        .sum();
+    out.put_varint((header + body) as u64);
+    out.put_u32(NO_RUNS);
+    out.put_u32(containers.len() as u32);
+    for &(key, _, n) in containers.iter() {
+        out.extend_from_slice(&key.to_le_bytes());
+        out.extend_from_slice(&((n - 1) as u16).to_le_bytes());
+    }
+    let mut offset = header;
+    for &(_, _, n) in containers.iter() {
+        out.put_u32(offset as u32);
+        offset += if n > ARRAY_MAX { 8192 } else { 2 * n };
+    }
+    for &(_, first, n) in containers.iter() {
+        let slice = &values[first..first + n];
+        if n > ARRAY_MAX {
+            let mut words = [0u64; 1024];
+            for v in slice {
+                let low = (v & 0xFFFF) as usize;
+                words[low / 64] |= 1 << (low % 64);
+            }
+            for w in words {
+                out.put_u64(w);
+            }
+        } else {
+            for v in slice {
+                out.extend_from_slice(&(*v as u16).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Reads a length-prefixed Roaring bitmap in the portable format, with `deserialize_from`
+/// (which checks each container's contents) after checking what it does not: that the
+/// container keys strictly ascend. The bitmap must use exactly the bytes given.
 pub fn get_bitmap(r: &mut Reader) -> Result<roaring::RoaringBitmap, DecodeError> {
-    let mut bytes = r.bytes()?;
+    get_bitmap_with(r, &mut Vec::new())
+}
+
+/// [`get_bitmap`], also leaving the bitmap's values in `values` (reused across calls).
+pub fn get_bitmap_with(
+    r: &mut Reader,
+    values: &mut Vec<u32>,
+) -> Result<roaring::RoaringBitmap, DecodeError> {
+    values.clear();
+    let bitmap = decode_portable(r.bytes()?)?;
+    values.extend(bitmap.iter());
+    Ok(bitmap)
+}
+
+fn decode_portable(bytes: &[u8]) -> Result<roaring::RoaringBitmap, DecodeError> {
     check_container_keys(bytes)?;
-    let bitmap = roaring::RoaringBitmap::deserialize_from(&mut bytes)
+    let mut rest = bytes;
+    let bitmap = roaring::RoaringBitmap::deserialize_from(&mut rest)
         .map_err(|e| DecodeError::Invalid(format!("bitmap: {e}")))?;
-    if !bytes.is_empty() {
+    if !rest.is_empty() {
         return invalid("bitmap followed by stray bytes");
     }
     Ok(bitmap)
@@ -466,8 +541,6 @@ pub fn get_bitmap(r: &mut Reader) -> Result<roaring::RoaringBitmap, DecodeError>
 
 /// Checks that the container keys in a portable Roaring header strictly ascend.
 fn check_container_keys(bytes: &[u8]) -> Result<(), DecodeError> {
-    const NO_RUNS: u32 = 12346;
-    const WITH_RUNS: u16 = 12347;
     let mut r = Reader::new(bytes);
     let cookie = r.u32()?;
     let size = if cookie == NO_RUNS {
@@ -574,6 +647,34 @@ mod tests {
         let mut deep = [T_LIST, 1].repeat(300);
         deep.extend([T_INT, 0]);
         assert!(get_term(&mut Reader::new(&deep)).is_err());
+    }
+
+    #[test]
+    fn bitmaps_read_and_write_the_portable_format() {
+        let mut big: roaring::RoaringBitmap = (0..10_000u32).map(|i| i * 3).collect();
+        big.extend([1u32 << 20, u32::MAX]);
+        for bitmap in [
+            roaring::RoaringBitmap::new(),
+            [7u32].into_iter().collect(),
+            big,
+        ] {
+            // Ours is readable by roaring, and roaring's (with runs too) by ours.
+            let mut ours = Vec::new();
+            put_bitmap(&mut ours, &bitmap);
+            let mut r = Reader::new(&ours);
+            let bytes = r.bytes().unwrap();
+            assert_eq!(
+                roaring::RoaringBitmap::deserialize_from(bytes).unwrap(),
+                bitmap
+            );
+            assert_eq!(get_bitmap(&mut Reader::new(&ours)).unwrap(), bitmap);
+            let mut runs = bitmap.clone();
+            runs.insert_range(100_000..200_000);
+            let mut theirs = Vec::new();
+            theirs.put_varint(runs.serialized_size() as u64);
+            runs.serialize_into(&mut theirs).unwrap();
+            assert_eq!(get_bitmap(&mut Reader::new(&theirs)).unwrap(), runs);
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::mem::size_of;
 
 use roaring::RoaringBitmap;
 
-use crate::codec::{get_bitmap, invalid, put_bitmap, DecodeError, Put, Reader};
+use crate::codec::{get_bitmap_with, invalid, put_bitmap_with, DecodeError, Put, Reader};
 use crate::sharded::ShardedMap;
 
 /// Errors from changing the graph.
@@ -235,81 +235,137 @@ impl FollowerMap {
 
 impl FollowerMap {
     /// Writes the graph: the edge and user counts, then each direction as a count of users
-    /// and, per user ascending, its id and its bitmap in the Roaring portable format.
+    /// and, per user ascending, its id and its bitmap in the Roaring portable format. The
+    /// two directions are encoded on two threads.
     pub(crate) fn put_payload(&self, out: &mut Vec<u8>) {
         out.put_u64(self.edges);
         out.put_u64(self.users);
-        for map in [&self.followers, &self.following] {
-            let keys = map.sorted_keys();
-            out.put_varint(keys.len() as u64);
-            for key in keys {
-                out.put_u32(key);
-                if let Some(bitmap) = map.get(&key) {
-                    put_bitmap(out, bitmap);
-                }
-            }
+        let following = std::thread::scope(|scope| {
+            let other = scope.spawn(|| put_direction(&self.following));
+            out.extend_from_slice(&put_direction(&self.followers));
+            other.join()
+        });
+        match following {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            // Not reached (encoding does not panic); a second pass keeps the output whole.
+            Err(_) => out.extend_from_slice(&put_direction(&self.following)),
         }
     }
 
     /// Reads what [`FollowerMap::put_payload`] wrote and checks that it is a graph: users
     /// ascend, no bitmap is empty or holds its own user, both directions hold the same
     /// edges (equal counts and an equal order-independent hash of the edges), and the
-    /// counts agree with them.
+    /// counts agree with them. The two directions are decoded on two threads.
     pub(crate) fn get_payload(r: &mut Reader) -> Result<FollowerMap, DecodeError> {
         let edges = r.u64()?;
         let users = r.u64()?;
-        let mut graph = FollowerMap::new();
-        let mut fingerprints = [0u64; 2];
-        let mut keys: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
-        for (direction, fingerprint) in fingerprints.iter_mut().enumerate() {
-            let n = r.count(4 + 9)?;
-            let mut total = 0u64;
-            let mut last: Option<u32> = None;
-            keys[direction].reserve(n);
-            for _ in 0..n {
-                let key = r.u32()?;
-                if last.is_some_and(|l| l >= key) {
-                    return invalid("graph users do not ascend");
-                }
-                last = Some(key);
-                let bitmap = get_bitmap(r)?;
-                if bitmap.is_empty() || bitmap.contains(key) {
-                    return invalid(format!("user {key}: empty bitmap or a self-follow"));
-                }
-                total += bitmap.len();
-                for other in &bitmap {
-                    // (follower, followee) whichever direction it is read from.
-                    let edge = if direction == 0 {
-                        (other, key)
-                    } else {
-                        (key, other)
-                    };
-                    *fingerprint = fingerprint.wrapping_add(mix(edge));
-                }
-                graph.bitmap_bytes += bitmap_size(&bitmap);
-                keys[direction].push(key);
-                let map = if direction == 0 {
-                    &mut graph.followers
-                } else {
-                    &mut graph.following
-                };
-                map.insert(key, bitmap);
+        // Find where each direction ends without decoding it.
+        let mut scan = r.clone();
+        let start = scan.remaining();
+        let skip = |scan: &mut Reader| -> Result<usize, DecodeError> {
+            for _ in 0..scan.count(4 + 9)? {
+                scan.u32()?;
+                scan.bytes()?;
             }
-            if total != edges {
-                return invalid(format!("{total} edges stored, {edges} announced"));
+            Ok(start - scan.remaining())
+        };
+        let first_len = skip(&mut scan)?;
+        let both_len = skip(&mut scan)?;
+        let first = r.take(first_len)?;
+        let second = r.take(both_len - first_len)?;
+        let (followers, following) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| get_direction(second, Direction::Following));
+            let followers = get_direction(first, Direction::Followers);
+            let following = other
+                .join()
+                .unwrap_or_else(|_| invalid("graph decoder failed"));
+            (followers, following)
+        });
+        let (followers, following) = (followers?, following?);
+        for (name, d) in [("followers", &followers), ("following", &following)] {
+            if d.edges != edges {
+                return invalid(format!(
+                    "{} edges stored as {name}, {edges} announced",
+                    d.edges
+                ));
             }
         }
-        if fingerprints[0] != fingerprints[1] {
+        if followers.fingerprint != following.fingerprint {
             return invalid("the two directions hold different edges");
         }
-        let distinct = union_len(&keys[0], &keys[1]);
+        let distinct = union_len(&followers.keys, &following.keys);
         if distinct != users {
             return invalid(format!("{distinct} users stored, {users} announced"));
         }
-        graph.edges = edges;
-        graph.users = users;
-        Ok(graph)
+        Ok(FollowerMap {
+            bitmap_bytes: followers.bitmap_bytes + following.bitmap_bytes,
+            followers: followers.map,
+            following: following.map,
+            edges,
+            users,
+        })
     }
+}
+
+/// One direction of the graph as written to a snapshot.
+fn put_direction(map: &ShardedMap<u32, RoaringBitmap>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(map.len() * 16);
+    let (mut values, mut containers) = (Vec::new(), Vec::new());
+    let keys = map.sorted_keys();
+    out.put_varint(keys.len() as u64);
+    for key in keys {
+        out.put_u32(key);
+        if let Some(bitmap) = map.get(&key) {
+            put_bitmap_with(&mut out, bitmap, &mut values, &mut containers);
+        }
+    }
+    out
+}
+
+/// One direction decoded: its map, users, edges and edge hash.
+struct DecodedDirection {
+    map: ShardedMap<u32, RoaringBitmap>,
+    keys: Vec<u32>,
+    edges: u64,
+    fingerprint: u64,
+    bitmap_bytes: usize,
+}
+
+fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.count(4 + 9)?;
+    let mut d = DecodedDirection {
+        map: ShardedMap::with_capacity(n),
+        keys: Vec::with_capacity(n),
+        edges: 0,
+        fingerprint: 0,
+        bitmap_bytes: 0,
+    };
+    let mut scratch = Vec::new();
+    for _ in 0..n {
+        let key = r.u32()?;
+        if d.keys.last().is_some_and(|&l| l >= key) {
+            return invalid("graph users do not ascend");
+        }
+        let bitmap = get_bitmap_with(&mut r, &mut scratch)?;
+        if bitmap.is_empty() || bitmap.contains(key) {
+            return invalid(format!("user {key}: empty bitmap or a self-follow"));
+        }
+        d.edges += bitmap.len();
+        // (follower, followee) whichever direction it is read from.
+        for &other in scratch.iter() {
+            let edge = match direction {
+                Direction::Followers => (other, key),
+                Direction::Following => (key, other),
+            };
+            d.fingerprint = d.fingerprint.wrapping_add(mix(edge));
+        }
+        d.bitmap_bytes += bitmap_size(&bitmap);
+        d.keys.push(key);
+        d.map.insert(key, bitmap);
+    }
+    r.finish()?;
+    Ok(d)
 }
 
 /// A well-mixed 64-bit hash of an edge (splitmix64 of its two ids).

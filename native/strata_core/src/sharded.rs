@@ -47,6 +47,19 @@ impl<K: ShardKey, V> Default for ShardedMap<K, V> {
 }
 
 impl<K: ShardKey, V> ShardedMap<K, V> {
+    /// A map with room for about `n` entries (spread evenly over the shards).
+    pub fn with_capacity(n: usize) -> Self {
+        let each = n / SHARDS + n / SHARDS / 8 + 1;
+        let shards: Vec<HashMap<K, V>> =
+            (0..SHARDS).map(|_| HashMap::with_capacity(each)).collect();
+        let capacity = shards.iter().map(HashMap::capacity).sum();
+        ShardedMap {
+            shards,
+            len: 0,
+            capacity,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
