@@ -34,7 +34,7 @@ defmodule DurabilityBench do
         "dump",
         "load",
         "save (fsync)",
-        "checkpoint (writers blocked)",
+        "checkpoint (slowest write meanwhile)",
         "recovery: snapshot + #{@replayed} records"
       ],
       rows
@@ -132,7 +132,15 @@ defmodule DurabilityBench do
       FollowerMap.follow(m, a, rem(a + 1 + rem(i, 1000), users))
     end
 
-    row("FollowerMap, #{edges} edges", FollowerMap, map, FollowerMap.memory(map), root, [], change)
+    row(
+      "FollowerMap, #{edges} edges",
+      FollowerMap,
+      map,
+      FollowerMap.memory(map),
+      root,
+      [],
+      change
+    )
   end
 
   defp timeline(root) do
@@ -147,7 +155,7 @@ defmodule DurabilityBench do
       "Timeline, #{users} users, #{users * 5} edges, #{div(users, 5)} posts",
       Timeline,
       tl,
-      Timeline.memory(tl),
+      Timeline.memory(tl) + FollowerMap.memory(Timeline.follower_map(tl)),
       root,
       [feed_capacity: 100],
       change
@@ -158,13 +166,20 @@ defmodule DurabilityBench do
   # writes to an in-memory set.
   defp throughput(root) do
     seconds = String.to_integer(System.get_env("STRATA_BENCH_SECONDS", "3"))
-    IO.puts("## Journal throughput (acknowledged SortedSet.add/2 per second, #{seconds} s a cell)\n")
+
+    IO.puts(
+      "## Journal throughput (acknowledged SortedSet.add/2 per second, #{seconds} s a cell)\n"
+    )
 
     rows =
       for writers <- [1, 8, 64] do
         cells =
           for mode <- [nil, :none, {:interval, 10}, :always] do
-            opts = if mode, do: [durable: Path.join(root, "tp-#{System.os_time()}"), sync: mode], else: []
+            opts =
+              if mode,
+                do: [durable: Path.join(root, "tp-#{System.os_time()}"), sync: mode],
+                else: []
+
             set = SortedSet.new(opts)
             rate = run_writers(set, writers, seconds)
             if mode, do: :ok = SortedSet.close(set)

@@ -45,10 +45,14 @@ defmodule Strata.Durable do
       `ms` of changes.
     * `:none` - once written to the OS; fsynced only at `checkpoint/1` and `close/1`.
 
-  `checkpoint/1` writes a snapshot and starts a new journal segment; the journal's old
+  `checkpoint/1` starts a new journal segment and writes a snapshot; the journal's old
   segments and all but the two newest snapshots are removed only after the new snapshot is
-  durable. `close/1` makes everything durable and releases the directory (a directory is
-  locked by the structure that has it open; opening it twice gives `{:error, :locked}`).
+  durable. The snapshot is built from the files alone (the previous snapshot plus the
+  records after it, in a second, temporary copy of the structure, on a dirty scheduler), so
+  a checkpoint never holds up readers or writers; only when those files cannot be read back
+  is the live structure encoded instead, under its read lock (writers wait meanwhile).
+  `close/1` makes everything durable and releases the directory (a directory is locked by
+  the structure that has it open; opening it twice gives `{:error, :locked}`).
 
   Directory layout: `snap-<generation>.snap`, `log-<generation>.wal` (the records after the
   snapshot of the same generation) and `LOCK`.
@@ -151,9 +155,10 @@ defmodule Strata.Durable do
       def open(path), do: Strata.Native.unquote(native.(:open))(Strata.Durable.path(path))
 
       @doc """
-      Writes a snapshot of a durable structure and starts a new journal segment; files no
-      recovery needs are removed once the snapshot is durable. Writers wait while the state
-      is encoded; readers do not. `{:error, :not_durable}` for an in-memory structure.
+      Starts a new journal segment and writes a snapshot of a durable structure, built from
+      its files without holding up readers or writers (see `Strata.Durable`); files no
+      recovery needs are removed once the snapshot is durable. `{:error, :not_durable}` for
+      an in-memory structure.
 
           iex> #{mod}.checkpoint(#{mod}.new())
           {:error, :not_durable}

@@ -405,6 +405,43 @@ defmodule Strata.DurableTest do
     assert {:error, {:corrupt, _}} = SortedSet.open_durable(dir)
   end
 
+  test "a checkpoint whose files cannot be read back snapshots the live structure", %{
+    tmp_dir: dir
+  } do
+    set = SortedSet.new(durable: dir, bucket_size: 8)
+    SortedSet.add_all(set, 1..100)
+    # The only snapshot (generation 0) goes bad under the open set.
+    File.write!(Path.join(dir, "snap-0000000000000000.snap"), "bad sector")
+    assert :ok = SortedSet.checkpoint(set)
+    SortedSet.add_all(set, 101..120)
+    :ok = SortedSet.close(set)
+    {:ok, again} = SortedSet.open_durable(dir)
+    assert SortedSet.to_list(again) == Enum.to_list(1..120)
+  end
+
+  test "checkpoints keep writers and readers on time", %{tmp_dir: dir} do
+    set = SortedSet.new(durable: dir, sync: :none)
+    SortedSet.add_all(set, for(i <- 1..300_000, do: {rem(i, 7), "member #{i}", i}))
+    :ok = SortedSet.checkpoint(set)
+    SortedSet.add_all(set, for(i <- 1..1000, do: {9, "late #{i}", i}))
+
+    # Writes and reads while another process checkpoints three times (each run of the check
+    # makes its own checkpoints).
+    work = fn ->
+      checkpointer = Task.async(fn -> for _ <- 1..3, do: :ok = SortedSet.checkpoint(set) end)
+
+      Stream.iterate(0, &(&1 + 1))
+      |> Enum.find(fn i ->
+        SortedSet.add(set, {8, "writer", i})
+        SortedSet.at(set, rem(i * 7919, 300_000))
+        Task.yield(checkpointer, 0) != nil
+      end)
+    end
+
+    assert Strata.SchedulerCheck.long_schedules(work) == []
+    :ok = SortedSet.close(set)
+  end
+
   test "errors name what went wrong", %{tmp_dir: dir} do
     file = Path.join(dir, "a-file")
     File.write!(file, "x")

@@ -221,7 +221,8 @@ fn list(dir: &Path) -> Result<Listing, StoreError> {
     Ok(found)
 }
 
-fn segment_header(kind: Kind, gen: u64) -> [u8; SEGMENT_HEADER] {
+/// The header of journal segment `gen` of a `kind` of structure.
+pub fn segment_header(kind: Kind, gen: u64) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..10].copy_from_slice(&codec::VERSION.to_le_bytes());
@@ -423,6 +424,8 @@ struct Inner<W> {
     writer: Mutex<Writer>,
     /// Serialises fsyncs, so that `synced` never runs ahead of a retired segment's fsync.
     syncing: Mutex<()>,
+    /// Serialises checkpoints (each starts the next segment).
+    checkpoints: Mutex<()>,
     written: AtomicU64,
     synced: AtomicU64,
     waiters: Mutex<Waiters<W>>,
@@ -499,6 +502,47 @@ impl<W: Send + 'static> Journal<W> {
     /// fsyncs everything appended so far.
     pub fn sync(&self) -> Result<(), StoreError> {
         self.inner.sync()
+    }
+
+    /// Holds off other checkpoints of this journal (hold it across [`Journal::rotate`] and
+    /// [`Journal::checkpoint`]; [`Journal::checkpoint_from_log`] takes it itself).
+    pub fn exclusive(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.checkpoints.lock()
+    }
+
+    /// A checkpoint that never holds up writers: starts the next segment, then builds the
+    /// snapshot from the files alone (the newest readable snapshot plus every record after
+    /// it, all in segments now closed), in a second copy of the structure. Returns `false`,
+    /// having written nothing, when those files cannot be read back: the caller then takes
+    /// the snapshot from the live structure instead.
+    pub fn checkpoint_from_log<T: Persist>(&self) -> Result<bool, StoreError> {
+        let _one = self.exclusive();
+        let gen = self.rotate()?;
+        let dir = &self.inner.dir;
+        let found = list(dir)?;
+        let base = found
+            .snapshots
+            .iter()
+            .rev()
+            .filter(|&&g| g < gen)
+            .find_map(|&g| {
+                read_snapshot::<T>(&dir.join(snapshot_name(g)))
+                    .ok()
+                    .map(|v| (g, v))
+            });
+        let Some((from, mut value)) = base else {
+            return Ok(false);
+        };
+        let mut report = Report::default();
+        for g in from..gen {
+            if replay_segment(dir, T::KIND, g, false, &mut value, &mut report).is_err() {
+                return Ok(false);
+            }
+        }
+        let bytes = value.dump();
+        drop(value);
+        self.checkpoint(gen, &bytes)?;
+        Ok(true)
     }
 
     /// Starts the next segment, for a checkpoint: call it while no record can be appended
@@ -763,6 +807,7 @@ pub fn open<T: Persist, W: Send + 'static>(
             frame: Vec::new(),
         }),
         syncing: Mutex::new(()),
+        checkpoints: Mutex::new(()),
         written: AtomicU64::new(0),
         synced: AtomicU64::new(0),
         waiters: Mutex::new(Waiters {

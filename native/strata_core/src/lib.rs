@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod follower_map;
+pub mod fuzz;
 pub mod interner;
 pub mod journal;
 pub mod persist;

@@ -410,10 +410,9 @@ impl Timeline {
             out.put_varint(users.len() as u64);
             for user in users {
                 out.put_u32(user);
-                let list = lists.get(&user).map(|l| l.iter()).into_iter().flatten();
-                let list: Vec<u64> = list.copied().collect();
-                out.put_varint(list.len() as u64);
-                for id in list {
+                let list = lists.get(&user);
+                out.put_varint(list.map_or(0, VecDeque::len) as u64);
+                for &id in list.into_iter().flatten() {
                     out.put_u64(id);
                 }
             }

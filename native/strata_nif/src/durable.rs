@@ -401,9 +401,11 @@ pub fn not_durable<'a>(env: Env<'a>) -> Term<'a> {
         .encode(env)
 }
 
-/// Checkpoints a durable structure: under its read lock (no change can be recorded
-/// meanwhile) the journal moves to a new segment and the state is encoded; the snapshot is
-/// then written with the lock released.
+/// Checkpoints a durable structure. First from the journal alone, without holding up any
+/// writer ([`SharedJournal::checkpoint_from_log`]); if the files cannot be read back, from
+/// the live structure: under its read lock (no change can be recorded meanwhile) the journal
+/// moves to a new segment and the state is encoded, and the snapshot is then written with
+/// the lock released.
 pub fn checkpoint<'a, T: Persist + crate::resource::Measured>(
     env: Env<'a>,
     shared: &crate::resource::Shared<T>,
@@ -411,12 +413,29 @@ pub fn checkpoint<'a, T: Persist + crate::resource::Measured>(
     let Some(journal) = shared.journal() else {
         return not_durable(env);
     };
-    let taken = {
+    checkpoint_with::<T>(env, journal, || {
         let state = shared.read();
         journal.rotate().map(|gen| (gen, state.dump()))
+    })
+}
+
+/// [`checkpoint`] for any structure: `take` encodes the live state and starts the next
+/// segment under the structure's lock, returning `(generation, snapshot)`.
+pub fn checkpoint_with<'a, T: Persist>(
+    env: Env<'a>,
+    journal: &SharedJournal,
+    take: impl FnOnce() -> Result<(u64, Vec<u8>), StoreError>,
+) -> Term<'a> {
+    let done = match journal.checkpoint_from_log::<T>() {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let _one = journal.exclusive();
+            take().and_then(|(gen, bytes)| journal.checkpoint(gen, &bytes))
+        }
+        Err(e) => Err(e),
     };
-    match taken {
-        Ok((gen, bytes)) => finish_checkpoint(env, journal, gen, &bytes),
+    match done {
+        Ok(()) => crate::ok().encode(env),
         Err(e) => error(env, &e),
     }
 }

@@ -408,22 +408,22 @@ fn timeline_recover<'a>(
     })
 }
 
-/// Checkpoints a durable timeline (graph and feeds in one snapshot).
+/// Checkpoints a durable timeline (graph and feeds in one snapshot), as `durable::checkpoint`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn timeline_checkpoint<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let Some(journal) = tl.state.journal() else {
         return Ok(durable::not_durable(env));
     };
-    let taken = {
-        let graph = tl.graph.read();
-        let state = tl.state.read();
-        journal
-            .rotate()
-            .map(|gen| (gen, dump_timeline(&graph, &state)))
-    };
-    Ok(match taken {
-        Ok((gen, bytes)) => durable::finish_checkpoint(env, journal, gen, &bytes),
-        Err(e) => durable::error(env, &e),
-    })
+    Ok(durable::checkpoint_with::<TimelineState>(
+        env,
+        journal,
+        || {
+            let graph = tl.graph.read();
+            let state = tl.state.read();
+            journal
+                .rotate()
+                .map(|gen| (gen, dump_timeline(&graph, &state)))
+        },
+    ))
 }

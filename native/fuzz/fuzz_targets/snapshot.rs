@@ -1,0 +1,4 @@
+//! Fuzz target: see `strata_core::fuzz::snapshot`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| strata_core::fuzz::snapshot(data));
