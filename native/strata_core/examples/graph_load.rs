@@ -5,6 +5,34 @@ use strata_core::persist::Persist;
 use strata_core::FollowerMap;
 
 fn main() {
+    if let Ok(dir) = std::env::var("GRAPH_DIR") {
+        let t = Instant::now();
+        let bytes =
+            std::fs::read(std::path::Path::new(&dir).join("snap-0000000000000000.snap")).unwrap();
+        println!("read {:?}", t.elapsed());
+        let t = Instant::now();
+        let graph = FollowerMap::load(&bytes).unwrap();
+        println!("load {:?}", t.elapsed());
+        drop(bytes);
+        std::mem::forget(graph);
+        let t = Instant::now();
+        let (g, j, report) = strata_core::journal::open::<FollowerMap, ()>(
+            std::path::Path::new(&dir),
+            strata_core::journal::SyncMode::Never,
+            FollowerMap::new,
+            Box::new(|_, _| {}),
+        )
+        .unwrap();
+        println!(
+            "open_durable {:?}, {} records, {} edges",
+            t.elapsed(),
+            report.replayed,
+            g.edges()
+        );
+        let _ = j.close();
+        std::mem::forget(g);
+        return;
+    }
     if let Ok(path) = std::env::var("GRAPH_FILE") {
         if let Ok(bytes) = std::fs::read(&path) {
             let t = Instant::now();

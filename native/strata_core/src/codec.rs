@@ -38,6 +38,25 @@ pub const KNOWN_FLAGS: u32 = 0;
 /// Deepest term nesting accepted (as when decoding from the VM).
 pub const MAX_DEPTH: usize = 256;
 
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether encoders and decoders may use a second thread (the follow graph's two
+/// directions). True, except inside [`serially`].
+pub fn parallel() -> bool {
+    !SERIAL.with(std::cell::Cell::get)
+}
+
+/// Runs `f` with encoders and decoders on this thread only: for background work (a
+/// checkpoint) that should leave the other cores to the VM.
+pub fn serially<R>(f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.with(|s| s.replace(true));
+    let result = f();
+    SERIAL.with(|s| s.set(before));
+    result
+}
+
 /// Which structure a snapshot or journal holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

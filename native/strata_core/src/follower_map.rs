@@ -12,7 +12,7 @@ use std::mem::size_of;
 
 use roaring::RoaringBitmap;
 
-use crate::codec::{get_bitmap_with, invalid, put_bitmap_with, DecodeError, Put, Reader};
+use crate::codec::{self, get_bitmap_with, invalid, put_bitmap_with, DecodeError, Put, Reader};
 use crate::sharded::ShardedMap;
 
 /// Errors from changing the graph.
@@ -236,10 +236,15 @@ impl FollowerMap {
 impl FollowerMap {
     /// Writes the graph: the edge and user counts, then each direction as a count of users
     /// and, per user ascending, its id and its bitmap in the Roaring portable format. The
-    /// two directions are encoded on two threads.
+    /// two directions are encoded on two threads (unless [`codec::parallel`] says not to).
     pub(crate) fn put_payload(&self, out: &mut Vec<u8>) {
         out.put_u64(self.edges);
         out.put_u64(self.users);
+        if !codec::parallel() {
+            out.extend_from_slice(&put_direction(&self.followers));
+            out.extend_from_slice(&put_direction(&self.following));
+            return;
+        }
         let following = std::thread::scope(|scope| {
             let other = scope.spawn(|| put_direction(&self.following));
             out.extend_from_slice(&put_direction(&self.followers));
@@ -255,7 +260,8 @@ impl FollowerMap {
     /// Reads what [`FollowerMap::put_payload`] wrote and checks that it is a graph: users
     /// ascend, no bitmap is empty or holds its own user, both directions hold the same
     /// edges (equal counts and an equal order-independent hash of the edges), and the
-    /// counts agree with them. The two directions are decoded on two threads.
+    /// counts agree with them. The two directions are decoded on two threads (unless
+    /// [`codec::parallel`] says not to).
     pub(crate) fn get_payload(r: &mut Reader) -> Result<FollowerMap, DecodeError> {
         let edges = r.u64()?;
         let users = r.u64()?;
@@ -273,14 +279,21 @@ impl FollowerMap {
         let both_len = skip(&mut scan)?;
         let first = r.take(first_len)?;
         let second = r.take(both_len - first_len)?;
-        let (followers, following) = std::thread::scope(|scope| {
-            let other = scope.spawn(|| get_direction(second, Direction::Following));
-            let followers = get_direction(first, Direction::Followers);
-            let following = other
-                .join()
-                .unwrap_or_else(|_| invalid("graph decoder failed"));
-            (followers, following)
-        });
+        let (followers, following) = if codec::parallel() {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| get_direction(second, Direction::Following));
+                let followers = get_direction(first, Direction::Followers);
+                let following = other
+                    .join()
+                    .unwrap_or_else(|_| invalid("graph decoder failed"));
+                (followers, following)
+            })
+        } else {
+            (
+                get_direction(first, Direction::Followers),
+                get_direction(second, Direction::Following),
+            )
+        };
         let (followers, following) = (followers?, following?);
         for (name, d) in [("followers", &followers), ("following", &following)] {
             if d.edges != edges {
@@ -335,12 +348,13 @@ fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection,
     let mut r = Reader::new(bytes);
     let n = r.count(4 + 9)?;
     let mut d = DecodedDirection {
-        map: ShardedMap::with_capacity(n),
+        map: ShardedMap::default(),
         keys: Vec::with_capacity(n),
         edges: 0,
         fingerprint: 0,
         bitmap_bytes: 0,
     };
+    let mut entries = Vec::with_capacity(n);
     let mut scratch = Vec::new();
     for _ in 0..n {
         let key = r.u32()?;
@@ -362,9 +376,10 @@ fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection,
         }
         d.bitmap_bytes += bitmap_size(&bitmap);
         d.keys.push(key);
-        d.map.insert(key, bitmap);
+        entries.push((key, bitmap));
     }
     r.finish()?;
+    d.map = ShardedMap::from_distinct(entries);
     Ok(d)
 }
 

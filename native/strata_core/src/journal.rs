@@ -516,6 +516,11 @@ impl<W: Send + 'static> Journal<W> {
     /// having written nothing, when those files cannot be read back: the caller then takes
     /// the snapshot from the live structure instead.
     pub fn checkpoint_from_log<T: Persist>(&self) -> Result<bool, StoreError> {
+        // Background work: one thread, leaving the other cores to the VM's schedulers.
+        codec::serially(|| self.rebuild_snapshot::<T>())
+    }
+
+    fn rebuild_snapshot<T: Persist>(&self) -> Result<bool, StoreError> {
         let _one = self.exclusive();
         let gen = self.rotate()?;
         let dir = &self.inner.dir;
