@@ -542,9 +542,48 @@ pub fn get_bitmap_with(
     values: &mut Vec<u32>,
 ) -> Result<roaring::RoaringBitmap, DecodeError> {
     values.clear();
-    let bitmap = decode_portable(r.bytes()?)?;
-    values.extend(bitmap.iter());
+    let bytes = r.bytes()?;
+    let bitmap = decode_portable(bytes)?;
+    if !portable_values(bytes, values) {
+        values.clear();
+        values.extend(bitmap.iter());
+    }
     Ok(bitmap)
+}
+
+/// The values of a portable bitmap without run containers, read straight from its bytes
+/// (several times faster than iterating the decoded bitmap); `false` for other input. Call
+/// it only on bytes `deserialize_from` accepted.
+fn portable_values(bytes: &[u8], values: &mut Vec<u32>) -> bool {
+    let mut r = Reader::new(bytes);
+    let (Ok(NO_RUNS), Ok(size)) = (r.u32(), r.u32()) else {
+        return false;
+    };
+    let (Ok(descriptions), Ok(_offsets)) = (r.take(size as usize * 4), r.take(size as usize * 4))
+    else {
+        return false;
+    };
+    for d in descriptions.chunks_exact(4) {
+        let high = u32::from(u16::from_le_bytes([d[0], d[1]])) << 16;
+        let n = usize::from(u16::from_le_bytes([d[2], d[3]])) + 1;
+        if n <= ARRAY_MAX {
+            let Ok(raw) = r.take(2 * n) else { return false };
+            values.extend(
+                raw.chunks_exact(2)
+                    .map(|p| high | u32::from(u16::from_le_bytes([p[0], p[1]]))),
+            );
+        } else {
+            let Ok(raw) = r.take(8192) else { return false };
+            for (w, word) in raw.chunks_exact(8).enumerate() {
+                let mut bits = u64::from_le_bytes(word.try_into().unwrap_or_default());
+                while bits != 0 {
+                    values.push(high | (w as u32 * 64 + bits.trailing_zeros()));
+                    bits &= bits - 1;
+                }
+            }
+        }
+    }
+    true
 }
 
 fn decode_portable(bytes: &[u8]) -> Result<roaring::RoaringBitmap, DecodeError> {
