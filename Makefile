@@ -31,3 +31,4 @@ bench: setup
 	mix run bench/member_list.exs
 	mix run bench/followers.exs
 	mix run bench/timeline.exs
+	mix run bench/durability.exs

@@ -7,6 +7,7 @@
 #   STRATA_BENCH_EDGES=10000000    edges in the FollowerMap (over 1M users)
 #   STRATA_BENCH_TL_USERS=1000000  users in the Timeline
 #   STRATA_BENCH_SECONDS=3         seconds per journal throughput cell
+#   STRATA_BENCH_ONLY=...          some of sorted_set,follower_map,timeline,throughput
 Code.require_file("harness.exs", __DIR__)
 
 defmodule DurabilityBench do
@@ -23,7 +24,17 @@ defmodule DurabilityBench do
     IO.puts("# Strata durable tier (files in #{root})\n")
     :rand.seed(:exsss, 5)
 
-    rows = [sorted_set(root), follower_map(root), timeline(root)]
+    only = System.get_env("STRATA_BENCH_ONLY", "sorted_set,follower_map,timeline,throughput")
+    run? = &String.contains?(only, &1)
+
+    rows =
+      for {name, fun} <- [
+            {"sorted_set", &sorted_set/1},
+            {"follower_map", &follower_map/1},
+            {"timeline", &timeline/1}
+          ],
+          run?.(name),
+          do: fun.(root)
 
     Bench.table(
       [
@@ -40,7 +51,7 @@ defmodule DurabilityBench do
       rows
     )
 
-    throughput(root)
+    if run?.("throughput"), do: throughput(root)
     unless System.get_env("STRATA_BENCH_KEEP"), do: File.rm_rf!(root)
   end
 

@@ -10,6 +10,9 @@ defmodule Strata do
       proof (known followers, mutuals, common follows).
     * `Strata.Interner` - external keys (such as DIDs) to dense integer ids and back.
     * `Strata.Timeline` - a fan-out timeline store with fan-in for large authors.
+    * `Strata.Durable` - the durable tier behind each of them: snapshots (`dump/1`,
+      `save/2`, ...), and structures opened with `durable: dir` that journal every change
+      before acknowledging it and recover after a crash.
 
   Each structure is a handle to native memory, shared and mutable like an ETS table. That
   memory does not show in `:erlang.memory/0`; `native_memory/0` reports it.

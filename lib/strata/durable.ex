@@ -33,17 +33,22 @@ defmodule Strata.Durable do
   `open_durable(dir, opts)` (or `new(durable: dir)`, which raises instead of returning an
   error) opens a structure kept in directory `dir`, creating it if `dir` holds none. Every
   change is then appended to an append-only journal, each record with its own CRC32C, before
-  the change is applied and before the call returns. The `:sync` option says when a change is
-  acknowledged (when the call returns):
+  the change is applied. The journal's own OS thread writes records to the file as they
+  arrive (so no scheduler ever waits on the disk) and fsyncs as the `:sync` option says,
+  which also says when a change is acknowledged (when the call returns):
 
     * `:always` (default) - after an fsync covers it. Nothing acknowledged is lost, even on
-      power loss. Concurrent writers share fsyncs (group commit): a dedicated thread fsyncs
-      everything written so far while the writers that need it wait, so the fsync rate, not
-      the writer count, bounds throughput.
-    * `{:interval, ms}` - once written to the OS (one `write` call); fsynced every `ms`.
-      Survives a crash of the VM (the OS still has the data); a power loss can lose the last
-      `ms` of changes.
-    * `:none` - once written to the OS; fsynced only at `checkpoint/1` and `close/1`.
+      power loss. Concurrent writers share fsyncs (group commit): the journal's thread
+      fsyncs everything written so far while the writers that need it wait (in a `receive`,
+      not holding a scheduler), so the fsync rate, not the writer count, bounds throughput.
+    * `{:interval, ms}` - once the record is in the journal (written to the OS microseconds
+      later); fsynced every `ms`. A crash of the VM can lose the records of its last
+      instant; a power loss the last `ms` of changes.
+    * `:none` - as `{:interval, ms}`, but fsynced only at `checkpoint/1`, `close/1` and
+      `sync/1`.
+
+  With any mode, a writer that finds more than 16 MiB waiting to be written waits until it
+  is written and fsynced, so a slow disk slows writers down instead of growing the buffer.
 
   `checkpoint/1` starts a new journal segment and writes a snapshot; the journal's old
   segments and all but the two newest snapshots are removed only after the new snapshot is
@@ -72,8 +77,9 @@ defmodule Strata.Durable do
   Functions return `{:error, reason}` with `reason` one of: a `t:File.posix/0` atom (such as
   `:enoent`, `:eacces`, `:enospc`), `{:io, message}` for other I/O errors, `{:corrupt,
   message}`, `:locked`, `:closed`, `{:journal_failed, message}` (an earlier write or fsync
-  failed; reopen the structure), or `:not_durable`. A change that cannot be journaled raises
-  `Strata.DurabilityError`.
+  failed; reopen the structure), or `:not_durable`. A change to a structure whose journal
+  has failed or is closed raises `Strata.DurabilityError` (and is not applied); so does a
+  change whose fsync fails while its writer waits (it was applied but never acknowledged).
 
       iex> dir = Path.join(System.tmp_dir!(), "strata-doc-\#{System.os_time()}")
       iex> set = Strata.SortedSet.new(durable: dir)
@@ -104,7 +110,7 @@ defmodule Strata.Durable do
   @ack_timeout 60_000
 
   @doc false
-  # Defines dump/1, load/1, save/2, open/1, checkpoint/1 and close/1 of a structure module
+  # Defines dump/1, load/1, save/2, open/1, checkpoint/1, close/1 and sync/1 of a structure module
   # whose NIFs are named `<prefix>_dump` and so on.
   defmacro __using__(prefix: prefix) do
     native = fn name -> String.to_atom("#{prefix}_#{name}") end
@@ -172,6 +178,16 @@ defmodule Strata.Durable do
       """
       @spec close(t()) :: :ok | {:error, Strata.Durable.reason()}
       def close(x), do: Strata.Durable.close(x)
+
+      @doc """
+      fsyncs every change made so far to a durable structure (useful with `sync: :none` or
+      `{:interval, ms}`; with `:always` every acknowledged change already is).
+
+          iex> #{mod}.sync(#{mod}.new())
+          {:error, :not_durable}
+      """
+      @spec sync(t()) :: :ok | {:error, Strata.Durable.reason()}
+      def sync(x), do: Strata.Durable.sync(x)
     end
   end
 
@@ -227,6 +243,10 @@ defmodule Strata.Durable do
   @doc false
   def close(%{journal: nil}), do: {:error, :not_durable}
   def close(%{journal: journal}), do: Native.journal_close(journal)
+
+  @doc false
+  def sync(%{journal: nil}), do: {:error, :not_durable}
+  def sync(%{journal: journal}), do: Native.journal_sync(journal)
 
   @doc false
   def path(path) when is_binary(path), do: path

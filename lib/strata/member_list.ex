@@ -292,6 +292,10 @@ defmodule Strata.MemberList do
   @spec close(t()) :: :ok | {:error, Durable.reason()}
   def close(%__MODULE__{} = list), do: Durable.close(list)
 
+  @doc "fsyncs every change made so far to a durable list (see `Strata.Durable`)."
+  @spec sync(t()) :: :ok | {:error, Durable.reason()}
+  def sync(%__MODULE__{} = list), do: Durable.sync(list)
+
   # The snapshot payload: format version, options, groups and members, in external term
   # format.
   defp payload(list) do

@@ -18,8 +18,11 @@
 //!
 //! A segment is a 32-byte header (magic, version, kind, generation, CRC32C) and records, each
 //! `len: u32, crc: u32, payload`, the CRC32C covering the length and payload. A record is
-//! written with one `write` call before the mutation it describes is applied; after any
-//! failed write or fsync the journal refuses further records (a failed fsync is not retried).
+//! appended to the journal's buffer before the mutation it describes is applied; the
+//! journal's own thread writes the buffer to the file as records arrive and fsyncs it when
+//! writers wait for that (group commit), every interval, or at close, so no scheduler thread
+//! ever waits on the file system. After any failed write or fsync the journal refuses
+//! further records (a failed fsync is not retried).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -405,8 +408,18 @@ struct Writer {
     /// Segments replaced by a checkpoint and not yet fsynced.
     retired: Vec<Arc<File>>,
     failed: Option<StoreError>,
-    frame: Vec<u8>,
+    /// Framed records appended and not yet written to the file (the journal's thread writes
+    /// them, so that no scheduler thread ever waits on the file system).
+    pending: Vec<u8>,
 }
+
+/// Pending bytes past which writers are made to wait for the journal's thread (with any
+/// sync mode), so that a disk slower than the writers cannot make the buffer grow without
+/// bound.
+const BACKLOG: usize = 16 << 20;
+/// How long the journal's thread sleeps when idle before it looks for work again (a wake-up
+/// it missed costs at most this).
+const IDLE: Duration = Duration::from_millis(5);
 
 struct Waiters<W> {
     list: Vec<(u64, W)>,
@@ -422,11 +435,16 @@ struct Inner<W> {
     kind: Kind,
     mode: SyncMode,
     writer: Mutex<Writer>,
-    /// Serialises fsyncs, so that `synced` never runs ahead of a retired segment's fsync.
+    /// Serialises writes and fsyncs: records reach the files in the order they were
+    /// appended, and `synced` never runs ahead of a retired segment's fsync.
     syncing: Mutex<()>,
     /// Serialises checkpoints (each starts the next segment).
     checkpoints: Mutex<()>,
+    /// Records appended (the sequence number of the last one).
     written: AtomicU64,
+    /// Records written to the OS.
+    flushed: AtomicU64,
+    /// Records fsynced.
     synced: AtomicU64,
     waiters: Mutex<Waiters<W>>,
     wake: Condvar,
@@ -450,8 +468,9 @@ impl<W: Send + 'static> Journal<W> {
         &self.inner.dir
     }
 
-    /// Appends one record (written to the OS before this returns). Returns its sequence
-    /// number.
+    /// Appends one record to the journal's buffer, which its thread writes to the file at
+    /// once (and fsyncs as the sync mode says). Never touches the file system itself, so it
+    /// is safe on a normal scheduler. Returns the record's sequence number.
     pub fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
         if record.len() > MAX_RECORD {
             return Err(StoreError::RecordTooLarge(record.len()));
@@ -460,27 +479,25 @@ impl<W: Send + 'static> Journal<W> {
         if let Some(e) = &w.failed {
             return Err(e.clone());
         }
-        let Some(file) = w.file.clone() else {
+        if w.file.is_none() {
             return Err(StoreError::Closed);
-        };
-        let mut buf = std::mem::take(&mut w.frame);
-        buf.clear();
-        frame(record, &mut buf);
-        let written = (&*file).write_all(&buf);
-        w.frame = buf;
-        if let Err(e) = written {
-            let path = self.inner.dir.join(segment_name(w.gen));
-            let error = io_error("append to", &path)(e);
-            w.failed = Some(StoreError::Failed(error.to_string()));
-            return Err(error);
         }
-        Ok(self.inner.written.fetch_add(1, Ordering::SeqCst) + 1)
+        let first = w.pending.is_empty();
+        frame(record, &mut w.pending);
+        let seq = self.inner.written.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(w);
+        if first {
+            self.inner.wake.notify_one();
+        }
+        Ok(seq)
     }
 
     /// Whether everything appended so far is as durable as the sync mode promises: `Some`
-    /// at once, or `None` after queueing `waiter`, which is notified when it is.
+    /// at once, or `None` after queueing `waiter`, which is notified when it is. With
+    /// `Interval` and `Never` that is at once, unless the buffer holds more than `BACKLOG`
+    /// bytes: then the writer waits until its records are written and fsynced.
     pub fn acknowledge(&self, waiter: W) -> Option<Result<(), StoreError>> {
-        if self.inner.mode != SyncMode::Always {
+        if self.inner.mode != SyncMode::Always && self.inner.writer.lock().pending.len() < BACKLOG {
             return Some(Ok(()));
         }
         let target = self.inner.written.load(Ordering::SeqCst);
@@ -499,9 +516,9 @@ impl<W: Send + 'static> Journal<W> {
         None
     }
 
-    /// fsyncs everything appended so far.
+    /// Writes and fsyncs everything appended so far.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.inner.sync()
+        self.inner.flush(true)
     }
 
     /// Holds off other checkpoints of this journal (hold it across [`Journal::rotate`] and
@@ -565,11 +582,19 @@ impl<W: Send + 'static> Journal<W> {
             w.gen + 1
         };
         let file = create_segment(&self.inner.dir, self.inner.kind, gen)?;
-        let mut w = self.inner.writer.lock();
-        if let Some(old) = w.file.replace(Arc::new(file)) {
-            w.retired.push(old);
+        // Records appended before the switch belong to the old segment: write them there.
+        let _serial = self.inner.syncing.lock();
+        let (old, batch) = {
+            let mut w = self.inner.writer.lock();
+            let batch = std::mem::take(&mut w.pending);
+            let old = w.file.replace(Arc::new(file));
+            w.gen = gen;
+            (old, batch)
+        };
+        if let Some(old) = old {
+            self.inner.write_out(&old, &batch, gen - 1)?;
+            self.inner.writer.lock().retired.push(old);
         }
-        w.gen = gen;
         Ok(gen)
     }
 
@@ -597,7 +622,7 @@ impl<W: Send + 'static> Journal<W> {
     /// Makes everything durable, stops the thread and releases the directory. Later
     /// appends fail with [`StoreError::Closed`].
     pub fn close(&self) -> Result<(), StoreError> {
-        let result = self.inner.sync();
+        let result = self.inner.flush(true);
         self.inner.writer.lock().file = None;
         self.inner.waiters.lock().closing = true;
         self.inner.wake.notify_all();
@@ -621,63 +646,94 @@ impl<W: Send + 'static> Drop for Journal<W> {
 }
 
 impl<W: Send + 'static> Inner<W> {
-    fn sync(&self) -> Result<(), StoreError> {
+    /// Writes the pending records to the current segment and, with `fsync`, fsyncs it and
+    /// any retired segment. Marks the journal failed on any error (never retried).
+    fn flush(&self, fsync: bool) -> Result<(), StoreError> {
         let _serial = self.syncing.lock();
-        let (files, target) = {
+        let (batch, file, gen, retired, target) = {
             let mut w = self.writer.lock();
             if let Some(e) = &w.failed {
                 return Err(e.clone());
             }
             let target = self.written.load(Ordering::SeqCst);
-            let mut files = std::mem::take(&mut w.retired);
-            match &w.file {
-                Some(f) => files.push(f.clone()),
-                None if files.is_empty() => return Err(StoreError::Closed),
-                None => {}
-            }
-            (files, target)
+            let batch = std::mem::take(&mut w.pending);
+            let retired = if fsync {
+                std::mem::take(&mut w.retired)
+            } else {
+                Vec::new()
+            };
+            (batch, w.file.clone(), w.gen, retired, target)
         };
-        for file in files {
-            if let Err(e) = file.sync_data() {
-                let error = io_error("fsync", &self.dir)(e);
-                self.writer.lock().failed = Some(StoreError::Failed(error.to_string()));
-                return Err(error);
-            }
+        match &file {
+            Some(f) => self.write_out(f, &batch, gen)?,
+            None if batch.is_empty() && !retired.is_empty() => {}
+            None => return Err(StoreError::Closed),
         }
-        self.synced.fetch_max(target, Ordering::SeqCst);
+        self.flushed.fetch_max(target, Ordering::SeqCst);
+        if fsync {
+            for f in retired.iter().chain(file.as_ref()) {
+                if let Err(e) = f.sync_data() {
+                    return Err(self.fail(io_error("fsync", &self.dir)(e)));
+                }
+            }
+            self.synced.fetch_max(target, Ordering::SeqCst);
+        }
         Ok(())
     }
 
-    /// The journal's thread: group commit for `Always`, periodic fsync for `Interval`.
+    /// Writes framed records to segment `gen` (under `syncing`).
+    fn write_out(&self, file: &File, batch: &[u8], gen: u64) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut f = file;
+        f.write_all(batch).map_err(|e| {
+            let path = self.dir.join(segment_name(gen));
+            self.fail(io_error("append to", &path)(e))
+        })
+    }
+
+    /// Records that the journal failed; returns the error.
+    fn fail(&self, error: StoreError) -> StoreError {
+        self.writer.lock().failed = Some(StoreError::Failed(error.to_string()));
+        error
+    }
+
+    /// The journal's thread: writes appended records to the file as they come, and fsyncs
+    /// when writers wait for it (group commit: one fsync for every writer that arrived
+    /// meanwhile), every interval, or at close.
     fn run(self: Arc<Self>) {
+        let mut last_sync = std::time::Instant::now();
         loop {
-            let closing = {
+            let (closing, waiting) = {
                 let mut waiters = self.waiters.lock();
-                match self.mode {
-                    SyncMode::Always => {
-                        while waiters.list.is_empty() && !waiters.closing {
-                            self.wake.wait(&mut waiters);
-                        }
-                    }
-                    SyncMode::Interval(every) => {
-                        if !waiters.closing {
-                            self.wake.wait_for(&mut waiters, every);
-                        }
-                    }
-                    SyncMode::Never => {
-                        while !waiters.closing {
-                            self.wake.wait(&mut waiters);
-                        }
-                    }
+                let idle =
+                    self.written.load(Ordering::SeqCst) == self.flushed.load(Ordering::SeqCst);
+                if idle && waiters.list.is_empty() && !waiters.closing {
+                    let nap = match self.mode {
+                        SyncMode::Interval(every) => every.min(IDLE),
+                        _ => IDLE,
+                    };
+                    self.wake.wait_for(&mut waiters, nap);
                 }
-                waiters.closing
+                (waiters.closing, !waiters.list.is_empty())
             };
-            let pending = self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst);
-            let result = if pending || closing {
-                self.sync()
+            let unsynced = self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst);
+            let due = match self.mode {
+                SyncMode::Interval(every) => unsynced && last_sync.elapsed() >= every,
+                _ => false,
+            };
+            let fsync = closing || due || (waiting && unsynced);
+            let unwritten =
+                self.written.load(Ordering::SeqCst) > self.flushed.load(Ordering::SeqCst);
+            let result = if fsync || unwritten {
+                self.flush(fsync)
             } else {
                 Ok(())
             };
+            if fsync {
+                last_sync = std::time::Instant::now();
+            }
             let (done, failed): (Vec<W>, Vec<W>) = {
                 let mut waiters = self.waiters.lock();
                 let synced = self.synced.load(Ordering::SeqCst);
@@ -809,11 +865,12 @@ pub fn open<T: Persist, W: Send + 'static>(
             gen: current,
             retired: Vec::new(),
             failed: None,
-            frame: Vec::new(),
+            pending: Vec::new(),
         }),
         syncing: Mutex::new(()),
         checkpoints: Mutex::new(()),
         written: AtomicU64::new(0),
+        flushed: AtomicU64::new(0),
         synced: AtomicU64::new(0),
         waiters: Mutex::new(Waiters {
             list: Vec::new(),

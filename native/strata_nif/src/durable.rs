@@ -283,14 +283,6 @@ fn journal_close<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// The directory a journal lives in.
-#[rustler::nif]
-fn journal_dir(journal: Term) -> NifResult<String> {
-    let journal = journal_arg(journal)?;
-    let dir = journal.0.dir().to_string_lossy().into_owned();
-    Ok(dir)
-}
-
 // Opaque structures kept in Elixir (`Strata.MemberList`): Strata seals, checksums, journals
 // and recovers their bytes; the Elixir side encodes and validates what is inside.
 

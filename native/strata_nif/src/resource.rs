@@ -115,8 +115,9 @@ impl<T: Measured> Shared<T> {
     }
 
     /// Runs `f` under the write lock with a [`Recorder`]: `f` records its change (when it
-    /// has one) *before* applying it, so that when the record cannot be written nothing is
-    /// applied and the call raises `Strata.DurabilityError`.
+    /// has one) *before* applying it, so that the journal's order is the order of changes,
+    /// and when the journal takes no more records (failed or closed) nothing is applied and
+    /// the call raises `Strata.DurabilityError`.
     pub fn write_logged<R>(
         &self,
         f: impl FnOnce(&mut T, &Recorder) -> NifResult<R>,
