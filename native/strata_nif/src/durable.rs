@@ -16,6 +16,59 @@ use strata_core::persist::Persist;
 
 use crate::error::{arg, bad_arg};
 
+/// Defines the snapshot NIFs of a structure kept in one `Shared<T>` resource: `dump`
+/// (dirty CPU), `load` (dirty CPU), `save`, `open` and `checkpoint` (dirty IO), given the
+/// structure type, the function that decodes its handle argument and the one that wraps an
+/// in-memory structure in a handle.
+macro_rules! snapshot_nifs {
+    ($t:ty, $handle:path, $wrap:path, $dump:ident, $load:ident, $save:ident, $open:ident, $checkpoint:ident) => {
+        /// The structure as a snapshot binary (format in `Strata.Durable`).
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $dump<'a>(env: Env<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
+            let x = $handle(x)?;
+            let bytes = strata_core::persist::Persist::dump(&*x.read());
+            durable::binary(env, &bytes)
+        }
+
+        /// `{:ok, handle}` from a snapshot binary, or `{:error, {:corrupt, why}}`.
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $load<'a>(env: Env<'a>, bytes: rustler::Binary<'a>) -> NifResult<Term<'a>> {
+            Ok(match durable::load::<$t>(env, bytes) {
+                Ok(x) => (crate::ok(), $wrap(x)).encode(env),
+                Err(e) => e,
+            })
+        }
+
+        /// Writes a snapshot file atomically.
+        #[rustler::nif(schedule = "DirtyIo")]
+        fn $save<'a>(env: Env<'a>, x: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+            let x = $handle(x)?;
+            let path = durable::path(path, "path")?;
+            let bytes = strata_core::persist::Persist::dump(&*x.read());
+            Ok(durable::save(env, &path, &bytes))
+        }
+
+        /// `{:ok, handle}` from a snapshot file, or `{:error, reason}`.
+        #[rustler::nif(schedule = "DirtyIo")]
+        fn $open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
+            let path = durable::path(path, "path")?;
+            Ok(match durable::open_file::<$t>(env, &path) {
+                Ok(x) => (crate::ok(), $wrap(x)).encode(env),
+                Err(e) => e,
+            })
+        }
+
+        /// Checkpoints a durable structure (see `durable::checkpoint`).
+        #[rustler::nif(schedule = "DirtyIo")]
+        fn $checkpoint<'a>(env: Env<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
+            let x = $handle(x)?;
+            Ok(durable::checkpoint(env, &x))
+        }
+    };
+}
+
+pub(crate) use snapshot_nifs;
+
 /// A process waiting for its writes to be durable, and the token it waits for.
 pub struct Waiter {
     pid: LocalPid,

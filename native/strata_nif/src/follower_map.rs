@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::{GraphError, Page};
-use strata_core::persist::{GraphOp, Persist};
+use strata_core::persist::GraphOp;
 use strata_core::FollowerMap;
 
 use crate::durable::{self, JournalResource};
@@ -306,39 +306,6 @@ fn wrap(graph: FollowerMap) -> FollowerMapHandle {
     FollowerMapHandle::plain(Shared::wrap(graph))
 }
 
-/// The graph as a snapshot binary.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn follower_map_dump<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    let bytes = map.read().dump();
-    durable::binary(env, &bytes)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn follower_map_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
-    Ok(match durable::load::<FollowerMap>(env, bytes) {
-        Ok(graph) => (crate::ok(), wrap(graph)).encode(env),
-        Err(e) => e,
-    })
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn follower_map_save<'a>(env: Env<'a>, map: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    let path = durable::path(path, "path")?;
-    let bytes = map.read().dump();
-    Ok(durable::save(env, &path, &bytes))
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn follower_map_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let path = durable::path(path, "path")?;
-    Ok(match durable::open_file::<FollowerMap>(env, &path) {
-        Ok(graph) => (crate::ok(), wrap(graph)).encode(env),
-        Err(e) => e,
-    })
-}
-
 /// `{:ok, map, report}` for the durable graph in `dir`, or `{:error, reason}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn follower_map_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
@@ -356,8 +323,13 @@ fn follower_map_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifR
     })
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
-fn follower_map_checkpoint<'a>(env: Env<'a>, map: Term<'a>) -> NifResult<Term<'a>> {
-    let map = handle(map)?;
-    Ok(durable::checkpoint(env, &map))
-}
+durable::snapshot_nifs!(
+    FollowerMap,
+    handle,
+    wrap,
+    follower_map_dump,
+    follower_map_load,
+    follower_map_save,
+    follower_map_open,
+    follower_map_checkpoint
+);

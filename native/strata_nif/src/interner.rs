@@ -1,7 +1,7 @@
 //! NIFs behind `Strata.Interner` (prefix `interner_`).
 
 use rustler::{Binary, Encoder, Env, NewBinary, NifResult, NifStruct, Resource, ResourceArc, Term};
-use strata_core::persist::{InternOp, Persist};
+use strata_core::persist::InternOp;
 use strata_core::Interner;
 
 use crate::durable::{self, JournalResource};
@@ -101,39 +101,6 @@ fn interner_info(interner: Term) -> NifResult<(usize, usize)> {
     Ok((i.len(), i.memory()))
 }
 
-/// The interner as a snapshot binary.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn interner_dump<'a>(env: Env<'a>, interner: Term<'a>) -> NifResult<Term<'a>> {
-    let interner = handle(interner)?;
-    let bytes = interner.read().dump();
-    durable::binary(env, &bytes)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn interner_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
-    Ok(match durable::load::<Interner>(env, bytes) {
-        Ok(interner) => (crate::ok(), wrap(interner)).encode(env),
-        Err(e) => e,
-    })
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn interner_save<'a>(env: Env<'a>, interner: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let interner = handle(interner)?;
-    let path = durable::path(path, "path")?;
-    let bytes = interner.read().dump();
-    Ok(durable::save(env, &path, &bytes))
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn interner_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let path = durable::path(path, "path")?;
-    Ok(match durable::open_file::<Interner>(env, &path) {
-        Ok(interner) => (crate::ok(), wrap(interner)).encode(env),
-        Err(e) => e,
-    })
-}
-
 /// `{:ok, interner, report}` for the durable interner in `dir`, or `{:error, reason}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn interner_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
@@ -154,8 +121,13 @@ fn interner_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResul
     })
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
-fn interner_checkpoint<'a>(env: Env<'a>, interner: Term<'a>) -> NifResult<Term<'a>> {
-    let interner = handle(interner)?;
-    Ok(durable::checkpoint(env, &interner))
-}
+durable::snapshot_nifs!(
+    Interner,
+    handle,
+    wrap,
+    interner_dump,
+    interner_load,
+    interner_save,
+    interner_open,
+    interner_checkpoint
+);

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
-use strata_core::persist::{Persist, SetOp};
+use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use strata_core::persist::SetOp;
 use strata_core::sorted_set::{Bound, BuildError};
 use strata_core::{SortedSet, Term as Value};
 
@@ -351,39 +351,6 @@ fn sorted_set_check<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-/// The set as a snapshot binary (see `Strata.Durable` for the format).
-#[rustler::nif(schedule = "DirtyCpu")]
-fn sorted_set_dump<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let set = handle(set)?;
-    let bytes = set.read().dump();
-    durable::binary(env, &bytes)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn sorted_set_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
-    Ok(match durable::load::<SortedSet>(env, bytes) {
-        Ok(set) => (crate::ok(), wrap(set)).encode(env),
-        Err(e) => e,
-    })
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn sorted_set_save<'a>(env: Env<'a>, set: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let set = handle(set)?;
-    let path = durable::path(path, "path")?;
-    let bytes = set.read().dump();
-    Ok(durable::save(env, &path, &bytes))
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn sorted_set_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
-    let path = durable::path(path, "path")?;
-    Ok(match durable::open_file::<SortedSet>(env, &path) {
-        Ok(set) => (crate::ok(), wrap(set)).encode(env),
-        Err(e) => e,
-    })
-}
-
 /// `{:ok, set, report}` for the durable set in `dir` (created with `bucket_size` when the
 /// directory holds none), or `{:error, reason}`.
 #[rustler::nif(schedule = "DirtyIo")]
@@ -413,8 +380,13 @@ fn sorted_set_recover<'a>(
     )
 }
 
-#[rustler::nif(schedule = "DirtyIo")]
-fn sorted_set_checkpoint<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let set = handle(set)?;
-    Ok(durable::checkpoint(env, &set))
-}
+durable::snapshot_nifs!(
+    SortedSet,
+    handle,
+    wrap,
+    sorted_set_dump,
+    sorted_set_load,
+    sorted_set_save,
+    sorted_set_open,
+    sorted_set_checkpoint
+);
