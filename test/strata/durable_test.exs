@@ -263,6 +263,16 @@ defmodule Strata.DurableTest do
     assert msg =~ "exceeds the limit"
   end
 
+  test "a snapshot file larger than the machine's memory is refused unread", %{tmp_dir: dir} do
+    # A sparse file of 4 TiB: nothing to read, but far above any cap.
+    path = Path.join(dir, "huge.snap")
+    {:ok, file} = :file.open(path, [:write, :raw, :binary])
+    :ok = :file.pwrite(file, 4 * 1024 ** 4, "x")
+    :ok = :file.close(file)
+    assert {:error, {:corrupt, msg}} = SortedSet.open(path)
+    assert msg =~ "exceeds the limit"
+  end
+
   test "a checksum-valid payload with a broken structure is refused" do
     # bucket 8, two items, 2 then 1 (zigzag varints): valid encoding, unsorted.
     unsorted = <<8, 2, 0, 4, 0, 2>>

@@ -39,8 +39,24 @@ use crate::persist::Persist;
 
 /// Largest journal record accepted (a bulk op is split by the caller below it).
 pub const MAX_RECORD: usize = 64 << 20;
-/// Largest snapshot file read.
-pub const MAX_SNAPSHOT: u64 = 1 << 40;
+/// Largest snapshot file read when the machine's memory is unknown.
+const MAX_SNAPSHOT: u64 = 1 << 40;
+
+/// Largest snapshot file read: the machine's physical memory (a bigger file cannot be a
+/// snapshot this machine wrote and could load), from `/proc/meminfo` where there is one.
+pub fn snapshot_cap() -> u64 {
+    static CAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *CAP.get_or_init(|| {
+        fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|info| {
+                let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+                let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+                kib.checked_mul(1024)
+            })
+            .unwrap_or(MAX_SNAPSHOT)
+    })
+}
 const SEGMENT_MAGIC: [u8; 8] = *b"\x89STRLOG\n";
 const SEGMENT_HEADER: usize = 32;
 const RECORD_HEADER: usize = 8;
@@ -152,17 +168,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     result
 }
 
-/// Reads and checks a snapshot file. A file larger than `MAX_SNAPSHOT` is refused before
+/// Reads and checks a snapshot file. A file larger than [`snapshot_cap`] is refused before
 /// anything is read; the length in its header is then checked against its real size.
 pub fn read_snapshot<T: Persist>(path: &Path) -> Result<T, ReadError> {
     let size = fs::metadata(path)
         .map_err(io_error("stat", path))
         .map_err(ReadError::Io)?
         .len();
-    if size > MAX_SNAPSHOT {
+    if size > snapshot_cap() {
         return Err(ReadError::Decode(DecodeError::TooLarge {
             length: size,
-            limit: MAX_SNAPSHOT,
+            limit: snapshot_cap(),
         }));
     }
     let bytes = fs::read(path)
