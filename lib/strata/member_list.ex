@@ -311,15 +311,21 @@ defmodule Strata.MemberList do
     {:strata_member_list, 1, bucket_size, groups, members} =
       :erlang.binary_to_term(payload, [:safe])
 
-    list = create(groups: groups, bucket_size: bucket_size)
-    Enum.each(members, &validate_member!/1)
-    [{:groups, order, sort}] = :ets.lookup(list.table, :groups)
-    keys = Enum.map(members, &key(&1, sort))
+    # Everything is checked before the list's tables are made.
+    unless is_integer(bucket_size) and bucket_size in 4..65_536 do
+      raise ArgumentError, "bucket size #{inspect(bucket_size)} out of range"
+    end
 
-    if SortedSet.add_all(list.set, keys) |> Enum.any?(&is_nil/1) or
-         length(Enum.uniq_by(members, & &1.id)) != length(members) do
+    {order, sort} = group_layout(groups)
+    Enum.each(members, &validate_member!/1)
+
+    if length(Enum.uniq_by(members, & &1.id)) != length(members) do
       raise ArgumentError, "a member id repeats"
     end
+
+    list = create(groups: groups, bucket_size: bucket_size)
+    keys = Enum.map(members, &key(&1, sort))
+    SortedSet.add_all(list.set, keys)
 
     :ets.insert(list.table, for({_, _, id, _} = k <- keys, do: {{:member, id}, k}))
     :ets.insert(list.table, {:counts, recount(list, order, sort)})
