@@ -120,6 +120,15 @@ defmodule Strata.Native do
   def timeline_open(_path), do: not_loaded()
   def timeline_checkpoint(_tl), do: not_loaded()
   def timeline_recover(_dir, _sync, _feed_capacity, _fanout_limit, _backfill), do: not_loaded()
+  def timeline_deliver_post(_tl, _post, _author, _here, _followers), do: not_loaded()
+  def timeline_deliver_post_dirty(_tl, _post, _author, _here, _followers), do: not_loaded()
+  def timeline_deliver_repost(_tl, _repost, _by, _post, _here, _followers), do: not_loaded()
+  def timeline_deliver_repost_dirty(_tl, _repost, _by, _post, _here, _followers), do: not_loaded()
+  def timeline_follow_edge(_tl, _follower, _followee), do: not_loaded()
+  def timeline_has_item(_tl, _id), do: not_loaded()
+  def timeline_feed_users(_tl), do: not_loaded()
+  def timeline_take_feeds(_tl, _users), do: not_loaded()
+  def timeline_merge_feed(_tl, _user, _ids), do: not_loaded()
 
   # Durable tier
   def journal_ack(_journal), do: not_loaded()

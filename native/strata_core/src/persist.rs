@@ -11,7 +11,7 @@ use crate::follower_map::FollowerMap;
 use crate::interner::Interner;
 use crate::sorted_set::{SortedSet, MAX_BUCKET_SIZE, MIN_BUCKET_SIZE};
 use crate::term::Term;
-use crate::timeline::Timeline;
+use crate::timeline::{Local, Timeline};
 
 /// A structure with a snapshot format and a journal.
 pub trait Persist: Sized {
@@ -266,7 +266,7 @@ pub struct TimelineState {
 }
 
 /// A change to a timeline (follows change its graph too).
-pub enum TimelineOp {
+pub enum TimelineOp<'a> {
     Post(u64, u32),
     /// `(repost, reposter, post)`.
     Repost(u64, u32, u64),
@@ -274,9 +274,40 @@ pub enum TimelineOp {
     DeleteRepost(u64),
     Follow(u32, u32),
     Unfollow(u32, u32),
+    /// One node's part of a post's fan-out: `(post, author, local)`.
+    DeliverPost(u64, u32, Local<'a>),
+    /// One node's part of a repost's fan-out: `(repost, reposter, post, local)`.
+    DeliverRepost(u64, u32, u64, Local<'a>),
+    /// A follow whose follower lives on another node: the graph changes, no feed does.
+    FollowEdge(u32, u32),
+    /// Feeds handed off to another node.
+    DropFeeds(&'a [u32]),
+    /// A feed handed over from another node.
+    MergeFeed(u32, &'a [u64]),
 }
 
-impl TimelineOp {
+fn put_local(out: &mut Vec<u8>, local: &Local) {
+    out.put_u8(u8::from(local.author));
+    out.put_varint(local.followers.len() as u64);
+    for &f in local.followers {
+        out.put_u32(f);
+    }
+}
+
+fn get_users(r: &mut Reader) -> Result<Vec<u32>, DecodeError> {
+    let n = r.count(4)?;
+    (0..n).map(|_| r.u32()).collect()
+}
+
+fn get_author_here(r: &mut Reader) -> Result<bool, DecodeError> {
+    match r.u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        b => invalid(format!("bad flag {b}")),
+    }
+}
+
+impl TimelineOp<'_> {
     pub fn encode(&self, out: &mut Vec<u8>) {
         match *self {
             TimelineOp::Post(id, author) => {
@@ -298,14 +329,42 @@ impl TimelineOp {
                 });
                 out.put_u64(id);
             }
-            TimelineOp::Follow(a, b) | TimelineOp::Unfollow(a, b) => {
-                out.put_u8(if matches!(self, TimelineOp::Follow(..)) {
-                    5
-                } else {
-                    6
+            TimelineOp::Follow(a, b) | TimelineOp::Unfollow(a, b) | TimelineOp::FollowEdge(a, b) => {
+                out.put_u8(match self {
+                    TimelineOp::Follow(..) => 5,
+                    TimelineOp::Unfollow(..) => 6,
+                    _ => 9,
                 });
                 out.put_u32(a);
                 out.put_u32(b);
+            }
+            TimelineOp::DeliverPost(id, author, ref local) => {
+                out.put_u8(7);
+                out.put_u64(id);
+                out.put_u32(author);
+                put_local(out, local);
+            }
+            TimelineOp::DeliverRepost(id, reposter, post, ref local) => {
+                out.put_u8(8);
+                out.put_u64(id);
+                out.put_u32(reposter);
+                out.put_u64(post);
+                put_local(out, local);
+            }
+            TimelineOp::DropFeeds(users) => {
+                out.put_u8(10);
+                out.put_varint(users.len() as u64);
+                for &u in users {
+                    out.put_u32(u);
+                }
+            }
+            TimelineOp::MergeFeed(user, ids) => {
+                out.put_u8(11);
+                out.put_u32(user);
+                out.put_varint(ids.len() as u64);
+                for &id in ids {
+                    out.put_u64(id);
+                }
             }
         }
     }
@@ -319,6 +378,16 @@ impl TimelineState {
             self.timeline.followed(&self.graph, a, b);
         }
         Ok(added)
+    }
+
+    /// A follow whose follower's feed lives on another node: the graph and the large-author
+    /// classification change, no feed does. Whether the edge is new.
+    pub fn follow_edge(&mut self, a: u32, b: u32) -> bool {
+        let added = self.graph.follow(a, b).unwrap_or(false);
+        if added {
+            self.timeline.followed_elsewhere(&self.graph, b);
+        }
+        added
     }
 
     /// Unfollows and clears the feed; whether there was an edge.
@@ -379,6 +448,43 @@ impl Persist for TimelineState {
                 6 => {
                     let (a, b) = edge(r)?;
                     self.unfollow(a, b);
+                }
+                7 => {
+                    let (id, author) = (r.u64()?, r.u32()?);
+                    let author_here = get_author_here(r)?;
+                    let followers = get_users(r)?;
+                    let local = Local {
+                        author: author_here,
+                        followers: &followers,
+                    };
+                    let _ = self.timeline.deliver_post(&self.graph, id, author, local);
+                }
+                8 => {
+                    let (id, reposter, post) = (r.u64()?, r.u32()?, r.u64()?);
+                    let author_here = get_author_here(r)?;
+                    let followers = get_users(r)?;
+                    let local = Local {
+                        author: author_here,
+                        followers: &followers,
+                    };
+                    let _ = self
+                        .timeline
+                        .deliver_repost(&self.graph, id, reposter, post, local);
+                }
+                9 => {
+                    let (a, b) = edge(r)?;
+                    self.follow_edge(a, b);
+                }
+                10 => {
+                    for user in get_users(r)? {
+                        self.timeline.take_feed(user);
+                    }
+                }
+                11 => {
+                    let user = r.u32()?;
+                    let n = r.count(8)?;
+                    let ids = (0..n).map(|_| r.u64()).collect::<Result<Vec<u64>, _>>()?;
+                    self.timeline.merge_feed(user, &ids);
                 }
                 _ => return invalid(format!("unknown timeline op {tag}")),
             }

@@ -40,6 +40,15 @@ enum Record {
     },
 }
 
+/// The feeds one node of a cluster pushes a post into (see [`Timeline::deliver_post`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// Whether the author lives on this node.
+    pub author: bool,
+    /// The author's followers who live on this node.
+    pub followers: &'a [u32],
+}
+
 /// Errors of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimelineError {
@@ -189,6 +198,122 @@ impl Timeline {
             }
         }
         touched
+    }
+
+    /// The part of a post's fan-out that one node of a cluster makes: the author's own
+    /// item list (on every node), the author's feed when `local.author` (the author lives
+    /// here) and, unless the author is large, the feeds of `local.followers` (the author's
+    /// followers who live here).
+    fn publish_local(&mut self, graph: &FollowerMap, author: u32, id: u64, local: Local) -> usize {
+        self.reclassify(graph, author);
+        let capacity = self.options.feed_capacity;
+        let (_, grown) = push_bounded(self.own.entry_or_default(author), id, capacity);
+        self.own_entries += grown;
+        let mut touched = 0;
+        if local.author {
+            touched += usize::from(self.push_feed(author, id));
+        }
+        if !self.is_large(author) {
+            for &follower in local.followers {
+                touched += usize::from(self.push_feed(follower, id));
+            }
+        }
+        touched
+    }
+
+    /// [`Timeline::insert_post`] for one node of a cluster: records the post and makes the
+    /// part of its fan-out given by `local`. Delivering the same post again is allowed (a
+    /// node may receive it twice during a handoff) and pushes nothing twice.
+    pub fn deliver_post(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+        local: Local,
+    ) -> Result<usize, TimelineError> {
+        match self.records.get(&post) {
+            Some(Record::Post { author: a, .. }) if *a == author => {}
+            Some(_) => return Err(TimelineError::DuplicateId(post)),
+            None => {
+                self.records.insert(
+                    post,
+                    Record::Post {
+                        author,
+                        deleted: false,
+                    },
+                );
+            }
+        }
+        Ok(self.publish_local(graph, author, post, local))
+    }
+
+    /// [`Timeline::insert_repost`] for one node of a cluster, as [`Timeline::deliver_post`].
+    pub fn deliver_repost(
+        &mut self,
+        graph: &FollowerMap,
+        repost: u64,
+        reposter: u32,
+        post: u64,
+        local: Local,
+    ) -> Result<usize, TimelineError> {
+        match self.records.get(&repost) {
+            Some(Record::Repost {
+                post: p,
+                reposter: r,
+                ..
+            }) if *p == post && *r == reposter => {}
+            Some(_) => return Err(TimelineError::DuplicateId(repost)),
+            None => {
+                match self.records.get(&post) {
+                    Some(Record::Post { deleted: false, .. }) => {}
+                    _ => return Err(TimelineError::UnknownPost(post)),
+                }
+                self.records.insert(
+                    repost,
+                    Record::Repost {
+                        post,
+                        reposter,
+                        deleted: false,
+                    },
+                );
+                self.reposts += 1;
+            }
+        }
+        Ok(self.publish_local(graph, reposter, repost, local))
+    }
+
+    /// After `followee` gained a follower who lives on another node: only the large-author
+    /// classification changes here (the follower's feed, and its backfill, are elsewhere).
+    pub fn followed_elsewhere(&mut self, graph: &FollowerMap, followee: u32) {
+        self.reclassify(graph, followee);
+    }
+
+    /// Whether a post or repost with this id is recorded (deleted or not).
+    pub fn has_item(&self, id: u64) -> bool {
+        self.records.contains_key(&id)
+    }
+
+    /// The users that have a feed here, ascending.
+    pub fn feed_users(&self) -> Vec<u32> {
+        self.feeds.sorted_keys()
+    }
+
+    /// Removes `user`'s feed and returns its ids, ascending (for a handoff).
+    pub fn take_feed(&mut self, user: u32) -> Option<Vec<u64>> {
+        let feed = self.feeds.remove(&user)?;
+        self.feed_entries -= feed.len();
+        Some(feed.into())
+    }
+
+    /// Merges ids into `user`'s feed (a handoff's import): each is pushed as by a fan-out,
+    /// so the feed keeps the newest `feed_capacity` of the union. Ids of unknown items are
+    /// skipped.
+    pub fn merge_feed(&mut self, user: u32, ids: &[u64]) {
+        for &id in ids {
+            if self.records.contains_key(&id) {
+                self.push_feed(user, id);
+            }
+        }
     }
 
     /// Records a post and pushes it to the author's feed and, unless the author is large,

@@ -9,7 +9,7 @@ use std::time::Instant;
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::GraphError;
 use strata_core::persist::{dump_timeline, GraphOp, TimelineOp, TimelineState};
-use strata_core::timeline::{Item, Options, TimelineError, MAX_FEED_CAPACITY};
+use strata_core::timeline::{Item, Local, Options, TimelineError, MAX_FEED_CAPACITY};
 use strata_core::Timeline;
 
 use crate::durable::{self, JournalResource};
@@ -426,4 +426,206 @@ fn timeline_checkpoint<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
                 .map(|gen| (gen, dump_timeline(&graph, &state)))
         },
     ))
+}
+
+// One node's part of a cluster (`Strata.Cluster.Timeline`): posts delivered with the
+// followers who live here, follows whose follower lives elsewhere, and feed handoffs.
+
+/// User ids packed as `<<id::32-little, ...>>`.
+fn packed_users(bin: Binary, name: &str) -> NifResult<Vec<u32>> {
+    let bytes = bin.as_slice();
+    if !bytes.len().is_multiple_of(4) {
+        return Err(bad_arg(format!(
+            "argument {name}: expected a binary of 32-bit little-endian user ids"
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn deliver_post<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    post: Term<'a>,
+    author: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let began = Instant::now();
+    let tl = handle(tl)?;
+    let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
+    let followers = packed_users(followers, "followers")?;
+    let local = Local {
+        author: author_here,
+        followers: &followers,
+    };
+    let graph = tl.graph.read();
+    let r = tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::DeliverPost(post, author, local).encode(buf))?;
+        Ok(t.deliver_post(&graph, post, author, local))
+    })?;
+    consume_since(env, began);
+    Ok(result(env, r))
+}
+
+/// Records a post here and pushes it into the feeds of `followers` (those living here) and
+/// of its author when `author_here`.
+#[rustler::nif]
+fn timeline_deliver_post<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    post: Term<'a>,
+    author: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    deliver_post(env, tl, post, author, author_here, followers)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_deliver_post_dirty<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    post: Term<'a>,
+    author: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    deliver_post(env, tl, post, author, author_here, followers)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver_repost<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    repost: Term<'a>,
+    reposter: Term<'a>,
+    post: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    let began = Instant::now();
+    let tl = handle(tl)?;
+    let repost = item_id(repost, "repost_id")?;
+    let reposter = user(reposter, "reposter_id")?;
+    let post = item_id(post, "post_id")?;
+    let followers = packed_users(followers, "followers")?;
+    let local = Local {
+        author: author_here,
+        followers: &followers,
+    };
+    let graph = tl.graph.read();
+    let r = tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::DeliverRepost(repost, reposter, post, local).encode(buf))?;
+        Ok(t.deliver_repost(&graph, repost, reposter, post, local))
+    })?;
+    consume_since(env, began);
+    Ok(result(env, r))
+}
+
+/// Records a repost here and makes this node's part of its fan-out (as `deliver_post`).
+#[rustler::nif]
+fn timeline_deliver_repost<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    repost: Term<'a>,
+    reposter: Term<'a>,
+    post: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    deliver_repost(env, tl, repost, reposter, post, author_here, followers)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_deliver_repost_dirty<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    repost: Term<'a>,
+    reposter: Term<'a>,
+    post: Term<'a>,
+    author_here: bool,
+    followers: Binary<'a>,
+) -> NifResult<Term<'a>> {
+    deliver_repost(env, tl, repost, reposter, post, author_here, followers)
+}
+
+/// A follow whose follower lives on another node: the graph changes here, no feed does.
+#[rustler::nif]
+fn timeline_follow_edge(tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    let tl = handle(tl)?;
+    let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
+    if a == b {
+        return Err(self_follow(GraphError::SelfFollow(a)));
+    }
+    tl.graph.write_as_owner(|g, graph_log| {
+        tl.state.write_logged(|t, log| {
+            if g.follows(a, b) {
+                return Ok(false);
+            }
+            if t_is_durable(&tl) {
+                log.record(|buf| TimelineOp::FollowEdge(a, b).encode(buf))?;
+            } else {
+                graph_log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
+            }
+            let added = g.follow(a, b).map_err(self_follow)?;
+            t.followed_elsewhere(g, b);
+            Ok(added)
+        })
+    })
+}
+
+/// The users with a feed here, packed as 32-bit little-endian ids.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_feed_users<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let users = tl.state.read().feed_users();
+    let bytes: Vec<u8> = users.iter().flat_map(|u| u.to_le_bytes()).collect();
+    durable::binary(env, &bytes)
+}
+
+/// Removes the feeds of `users` (packed ids) and returns `[{user, ids}]` for those that had
+/// one, for a handoff.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_take_feeds<'a>(env: Env<'a>, tl: Term<'a>, users: Binary<'a>) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let users = packed_users(users, "users")?;
+    let taken: Vec<(u32, Vec<u64>)> = tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::DropFeeds(&users).encode(buf))?;
+        Ok(users
+            .iter()
+            .filter_map(|&u| t.take_feed(u).map(|ids| (u, ids)))
+            .collect())
+    })?;
+    Ok(taken.encode(env))
+}
+
+/// Merges handed-over ids into `user`'s feed.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn timeline_merge_feed<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    who: Term<'a>,
+    ids: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let u = user(who, "user_id")?;
+    let ids: Vec<u64> = arg(ids, "ids", "a list of item ids")?;
+    tl.state.write_logged(|t, log| {
+        log.record(|buf| TimelineOp::MergeFeed(u, &ids).encode(buf))?;
+        t.merge_feed(u, &ids);
+        Ok(())
+    })?;
+    Ok(crate::ok().encode(env))
+}
+
+/// Whether a post or repost with this id is recorded here (deleted or not).
+#[rustler::nif]
+fn timeline_has_item(tl: Term, id: Term) -> NifResult<bool> {
+    let tl = handle(tl)?;
+    let id = item_id(id, "id")?;
+    let found = tl.state.read().has_item(id);
+    Ok(found)
 }

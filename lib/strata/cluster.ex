@@ -1,0 +1,513 @@
+defmodule Strata.Cluster do
+  @moduledoc """
+  Strata across distributed Erlang nodes: membership in a `:pg` group, ownership of keys by
+  rendezvous hashing, handoff when nodes come and go.
+
+  Add it to the supervision tree of every node that should hold a share of the data:
+
+      children = [
+        {Strata.Cluster, name: :strata, durable: "data/strata", timeline: [fanout_limit: 10_000]}
+      ]
+
+  Nodes running a cluster of the same `name` find each other through `:pg` (scope
+  `:"strata_cluster_\#{name}"`) once they are connected (`Node.connect/1`, libcluster, ...).
+  `Strata.Cluster.Timeline` and `Strata.Cluster.MemberList` route each call to the node that
+  owns its key.
+
+  ## Ownership
+
+  The owner of a key (a user id, a guild id) is the member node `n` with the highest
+  `:erlang.phash2({n, key})` (rendezvous hashing): every node computes the same owner from
+  the same members, and a node joining or leaving moves only the keys it wins or held
+  (about 1/N of them).
+
+  ## Membership changes
+
+  * **A node joins.** It enters the `:joining` group first, so writes start reaching it; then
+    copies the replicated state (follow graph, posts) from a member, takes copies of the
+    feeds it will own from their current owners (merged with the writes that reached it
+    meanwhile), and only then enters the `:active` group. Until that moment the old owners
+    keep serving those keys; afterwards each node drops the feeds it no longer owns. Member
+    lists move the same way (the old owner hands over a snapshot before the new one serves).
+  * **A node leaves or dies.** Its keys go to the next owners at once. With `:durable`,
+    one survivor reopens the dead node's directory (its journal makes it exact up to the last
+    acknowledged write) and hands every feed and member list to its new owner. Without it,
+    the dead node's feeds and member lists are lost: counted in `stats/1` (`lost`), and
+    logged. Follow edges and posts are replicated on every node and survive either way.
+  * While a membership change propagates (milliseconds on a LAN), a node that has not yet
+    seen it may route a call to the previous owner.
+
+  ## Failures
+
+  A call to a node that has just died is retried once on the new owner (after the
+  membership change is seen); otherwise, or after the caller's `:timeout`, it returns
+  `{:error, :unavailable}`. No call waits longer than its timeout.
+  """
+
+  use GenServer
+  require Logger
+
+  alias Strata.{Durable, Timeline}
+  alias Strata.Cluster.MemberList.Host
+
+  @typedoc "A cluster, by the name it was started with."
+  @type t :: atom()
+
+  @doc """
+  Starts the cluster member of this node, registered as `name`.
+
+  ## Options
+
+    * `:name` (required) - the cluster's name, the same on every node.
+    * `:durable` - a directory shared by the nodes' data (each node uses its own
+      subdirectory `<durable>/<node>`); see `Strata.Durable`. Default: in memory only.
+    * `:sync` - the durable tier's sync mode (default `:always`).
+    * `:timeline` - options of each node's `Strata.Timeline` (`:feed_capacity`,
+      `:fanout_limit`, `:backfill`); the same on every node.
+  """
+  @spec start_link(keyword()) :: GenServer.on_start()
+  def start_link(opts),
+    do: GenServer.start_link(__MODULE__, opts, name: Keyword.fetch!(opts, :name))
+
+  @doc "As `start_link/1`, unlinked."
+  @spec start(keyword()) :: GenServer.on_start()
+  def start(opts), do: GenServer.start(__MODULE__, opts, name: Keyword.fetch!(opts, :name))
+
+  @doc false
+  def child_spec(opts) do
+    %{id: {__MODULE__, Keyword.fetch!(opts, :name)}, start: {__MODULE__, :start_link, [opts]}}
+  end
+
+  @doc "Stops this node's member (its keys move to the other nodes)."
+  @spec stop(t()) :: :ok
+  def stop(cluster), do: GenServer.stop(cluster)
+
+  @doc """
+  The member nodes that serve keys, sorted.
+
+      iex> Strata.Cluster.owner_in([:a@host, :b@host], 42) in [:a@host, :b@host]
+      true
+  """
+  @spec nodes(t()) :: [node()]
+  def nodes(cluster), do: members(scope(cluster), :active)
+
+  @doc "The node that owns `key`."
+  @spec owner(t(), term()) :: node()
+  def owner(cluster, key), do: owner_in(nodes(cluster), key)
+
+  @doc """
+  The owner of `key` among `nodes` (rendezvous hashing).
+
+      iex> Strata.Cluster.owner_in([:a@h], :anything)
+      :a@h
+  """
+  @spec owner_in([node()], term()) :: node()
+  def owner_in([], _key), do: raise(ArgumentError, "argument nodes: no member node is up")
+  def owner_in(nodes, key), do: Enum.max_by(nodes, &:erlang.phash2({&1, key}))
+
+  @doc """
+  Counts of this node's member: `:moved_in` (feeds and member lists received in handoffs),
+  `:moved_out`, `:rebuilt` (taken over from a dead node's durable directory), `:lost` (held by
+  a node that died without a durable copy: its feeds are counted as one loss per node).
+  """
+  @spec stats(t()) :: %{atom() => non_neg_integer()}
+  def stats(cluster), do: GenServer.call(cluster, :stats)
+
+  # --- internal API used by Strata.Cluster.Timeline and MemberList ----------------------
+
+  @doc false
+  def scope(cluster), do: :"strata_cluster_#{cluster}"
+
+  @doc false
+  # The nodes that receive writes: active members and those joining.
+  def writers(cluster) do
+    scope = scope(cluster)
+    Enum.uniq(members(scope, :active) ++ members(scope, :joining)) |> Enum.sort()
+  end
+
+  @doc false
+  # For each receiving node, the keys of `keys` it should hold: its keys under the active
+  # ring and, while nodes join, under the ring that includes them.
+  def spread(cluster, keys) do
+    scope = scope(cluster)
+    active = members(scope, :active)
+    future = Enum.uniq(active ++ members(scope, :joining)) |> Enum.sort()
+
+    Enum.reduce(keys, %{}, fn key, acc ->
+      now = owner_in(active, key)
+      acc = Map.update(acc, now, [key], &[key | &1])
+      next = owner_in(future, key)
+      if next == now, do: acc, else: Map.update(acc, next, [key], &[key | &1])
+    end)
+  end
+
+  @doc false
+  def local(cluster), do: :persistent_term.get({__MODULE__, cluster})
+
+  @doc false
+  # Calls `fun` with `args` on `node` (directly when it is this node), as {:ok, result} or
+  # {:error, :unavailable}.
+  def call(node, mod, fun, args, timeout) when node == node() do
+    _ = timeout
+    {:ok, apply(mod, fun, args)}
+  end
+
+  def call(node, mod, fun, args, timeout) do
+    {:ok, :erpc.call(node, mod, fun, args, timeout)}
+  catch
+    :error, {:erpc, reason} when reason in [:noconnection, :timeout] -> {:error, :unavailable}
+    :exit, {:exception, _, _} = e -> exit(e)
+  end
+
+  @doc false
+  # Calls the owner of `key`; if it is unreachable, waits for the membership to change and
+  # tries the new owner once.
+  def call_owner(cluster, key, mod, fun, args, timeout) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+    first = owner(cluster, key)
+
+    case call(first, mod, fun, args, timeout) do
+      {:error, :unavailable} -> retry(cluster, key, first, mod, fun, args, deadline)
+      ok -> ok
+    end
+  end
+
+  defp retry(cluster, key, failed, mod, fun, args, deadline) do
+    left = deadline - System.monotonic_time(:millisecond)
+
+    cond do
+      left <= 0 ->
+        {:error, :unavailable}
+
+      (next = owner(cluster, key)) != failed ->
+        call(next, mod, fun, args, left)
+
+      true ->
+        Process.sleep(min(20, left))
+        retry(cluster, key, failed, mod, fun, args, deadline)
+    end
+  end
+
+  @doc false
+  # Runs `fun` on every writing node in parallel: [{node, {:ok, result} | {:error, :unavailable}}].
+  def multicall(cluster, fun_for_node, timeout) do
+    cluster
+    |> writers()
+    |> Enum.map(fn node -> {node, Task.async(fn -> fun_for_node.(node) end)} end)
+    |> Enum.map(fn {node, task} ->
+      case Task.yield(task, timeout) || Task.shutdown(task, :brutal_kill) do
+        {:ok, result} -> {node, result}
+        _ -> {node, {:error, :unavailable}}
+      end
+    end)
+  end
+
+  # --- the member process -----------------------------------------------------------------
+
+  @impl true
+  def init(opts) do
+    opts = Keyword.validate!(opts, [:name, durable: nil, sync: :always, timeline: []])
+    name = opts[:name]
+    scope = scope(name)
+    Process.flag(:trap_exit, true)
+    {:ok, _} = start_scope(scope)
+    {:ok, _} = Host.start_links(name)
+    {ref, _} = :pg.monitor_scope(scope)
+    others = members(scope, :active) -- [node()]
+    dir = opts[:durable] && Path.join(Durable.path(opts[:durable]), Atom.to_string(node()))
+    # A node joining a running cluster starts from the cluster's state, not its old files.
+    if dir && others != [], do: File.rm_rf!(dir)
+    tl = open_timeline(dir, opts[:sync], opts[:timeline])
+
+    state = %{
+      name: name,
+      scope: scope,
+      ref: ref,
+      opts: opts,
+      tl: tl,
+      bootstrapping: others != [],
+      buffered: [],
+      active: [],
+      stats: %{moved_in: 0, moved_out: 0, rebuilt: 0, lost: 0}
+    }
+
+    publish(state)
+    :ok = :pg.join(scope, :joining, self())
+    {:ok, state, {:continue, :join}}
+  end
+
+  @impl true
+  def handle_continue(:join, state) do
+    state = if state.bootstrapping, do: bootstrap(state), else: state
+    :ok = :pg.join(state.scope, :active, self())
+    :ok = :pg.leave(state.scope, :joining, self())
+    state = %{state | bootstrapping: false, active: members(state.scope, :active)}
+    publish(state)
+    {:noreply, state}
+  end
+
+  @impl true
+  def handle_call(:stats, _from, state), do: {:reply, state.stats, state}
+
+  @impl true
+  def handle_cast({:buffer, op}, %{bootstrapping: true} = state),
+    do: {:noreply, %{state | buffered: [op | state.buffered]}}
+
+  def handle_cast({:buffer, op}, state) do
+    apply_op(state.tl, op)
+    {:noreply, state}
+  end
+
+  @impl true
+  def handle_info({ref, :leave, :active, pids}, %{ref: ref} = state) do
+    gone = pids |> Enum.map(&node/1) |> Enum.uniq()
+    now = members(state.scope, :active)
+    state = Enum.reduce(gone -- now, state, &take_over(&2, &1, now))
+    {:noreply, %{state | active: now}}
+  end
+
+  def handle_info({ref, :join, :active, _pids}, %{ref: ref} = state) do
+    now = members(state.scope, :active)
+    {:noreply, state |> drop_moved(now) |> Map.put(:active, now)}
+  end
+
+  def handle_info({ref, _event, _group, _pids}, %{ref: ref} = state), do: {:noreply, state}
+  def handle_info({:EXIT, _pid, _reason}, state), do: {:noreply, state}
+
+  @impl true
+  def terminate(_reason, state) do
+    :pg.leave(state.scope, :active, self())
+    :pg.leave(state.scope, :joining, self())
+    if state.tl.journal, do: Timeline.close(state.tl)
+    Host.stop_all(state.name)
+    :persistent_term.erase({__MODULE__, state.name})
+    :ok
+  end
+
+  defp start_scope(scope) do
+    case :pg.start(scope) do
+      {:ok, pid} -> {:ok, pid}
+      {:error, {:already_started, pid}} -> {:ok, pid}
+    end
+  end
+
+  defp members(scope, group) do
+    scope |> :pg.get_members(group) |> Enum.map(&node/1) |> Enum.uniq() |> Enum.sort()
+  end
+
+  defp open_timeline(nil, _sync, opts), do: Timeline.new(opts)
+  defp open_timeline(dir, sync, opts), do: Timeline.new([durable: dir, sync: sync] ++ opts)
+
+  defp publish(state) do
+    :persistent_term.put({__MODULE__, state.name}, %{
+      tl: state.tl,
+      bootstrapping: state.bootstrapping,
+      opts: state.opts
+    })
+  end
+
+  # Joining: the replicated state from one member, the feeds this node will own from their
+  # owners, then the writes that reached this node meanwhile.
+  defp bootstrap(state) do
+    me = node()
+    await_seen(state)
+    [donor | _] = active = members(state.scope, :active) -- [me]
+    future = Enum.sort([me | active])
+    bytes = :erpc.call(donor, __MODULE__, :export_state, [state.name])
+    tl = replace_timeline(state, bytes)
+    keep = fn user -> owner_in(future, user) == me end
+    drop = tl |> feed_users() |> Enum.reject(keep)
+    Strata.Native.timeline_take_feeds(tl, pack(drop))
+
+    moved =
+      for node <- active, node != donor, reduce: 0 do
+        n ->
+          feeds = :erpc.call(node, __MODULE__, :copy_feeds, [state.name, future, me])
+          Enum.each(feeds, fn {user, ids} -> Strata.Native.timeline_merge_feed(tl, user, ids) end)
+          n + length(feeds)
+      end
+
+    donor_moved = tl |> feed_users() |> length()
+    Enum.each(Enum.reverse(state.buffered), &apply_op(tl, &1))
+    Host.take_moved(state.name, future)
+    state = %{state | tl: tl, buffered: []}
+    update_in(state.stats.moved_in, &(&1 + moved + donor_moved))
+  end
+
+  # Every active member has seen this node among the joining ones (so writes it starts
+  # reach this node too), and writes that started before had time to finish.
+  defp await_seen(state) do
+    me = self()
+
+    for node <- members(state.scope, :active) -- [node()] do
+      wait_until(fn -> me in :erpc.call(node, :pg, :get_members, [state.scope, :joining]) end)
+    end
+
+    Process.sleep(100)
+  end
+
+  defp wait_until(fun) do
+    unless fun.() do
+      Process.sleep(10)
+      wait_until(fun)
+    end
+  end
+
+  defp replace_timeline(%{tl: old} = state, bytes) do
+    case state.opts[:durable] do
+      nil ->
+        {:ok, tl} = Timeline.load(bytes)
+        tl
+
+      base ->
+        dir = Path.join(Durable.path(base), Atom.to_string(node()))
+        :ok = Timeline.close(old)
+        File.rm_rf!(dir)
+        File.mkdir_p!(dir)
+        File.write!(Path.join(dir, "snap-0000000000000000.snap"), bytes)
+        {:ok, tl} = Timeline.open_durable(dir, sync: state.opts[:sync])
+        tl
+    end
+  end
+
+  @doc false
+  # On a member: its timeline as a snapshot, for a joining node.
+  def export_state(cluster), do: Timeline.dump(local(cluster).tl)
+
+  @doc false
+  # On a member: copies of the feeds it holds that `node` owns among `future`.
+  def copy_feeds(cluster, future, node) do
+    tl = local(cluster).tl
+    users = tl |> feed_users() |> Enum.filter(&(owner_in(future, &1) == node))
+    # Taken and put straight back: the node keeps serving them until the new owner is active.
+    feeds = Strata.Native.timeline_take_feeds(tl, pack(users))
+    Enum.each(feeds, fn {user, ids} -> Strata.Native.timeline_merge_feed(tl, user, ids) end)
+    feeds
+  end
+
+  # After the active members changed: feeds of users now owned elsewhere are dropped.
+  defp drop_moved(state, active) do
+    if active == state.active or not Enum.member?(active, node()) do
+      state
+    else
+      me = node()
+      gone = state.tl |> feed_users() |> Enum.reject(&(owner_in(active, &1) == me))
+      Strata.Native.timeline_take_feeds(state.tl, pack(gone))
+      Host.drop_moved(state.name, active)
+      update_in(state.stats.moved_out, &(&1 + length(gone)))
+    end
+  end
+
+  # A member left or died: the survivor that sorts first rebuilds its feeds from its
+  # durable directory, if there is one, and hands them to their new owners.
+  defp take_over(state, dead, active) do
+    cond do
+      active == [] or hd(active) != node() ->
+        state
+
+      state.opts[:durable] == nil ->
+        Logger.warning("Strata.Cluster #{state.name}: #{dead} left without a durable copy")
+        update_in(state.stats.lost, &(&1 + 1))
+
+      true ->
+        dir = Path.join(Durable.path(state.opts[:durable]), Atom.to_string(dead))
+        n = rebuild_from(state, dir, active)
+        Host.rebuild_from(state.name, Path.join(dir, "guilds"), active)
+        update_in(state.stats.rebuilt, &(&1 + n))
+    end
+  end
+
+  defp rebuild_from(state, dir, active) do
+    case open_when_free(dir, state.opts[:timeline], 100) do
+      {:ok, copy} ->
+        feeds = Strata.Native.timeline_take_feeds(copy, pack(feed_users(copy)))
+        :ok = Timeline.close(copy)
+
+        feeds
+        |> Enum.group_by(fn {user, _} -> owner_in(active, user) end)
+        |> Enum.each(fn {node, list} ->
+          call(node, __MODULE__, :merge_feeds, [state.name, list], 30_000)
+        end)
+
+        length(feeds)
+
+      {:error, reason} ->
+        Logger.error("Strata.Cluster #{state.name}: could not rebuild #{dir}: #{inspect(reason)}")
+        0
+    end
+  end
+
+  defp open_when_free(dir, opts, tries) do
+    case Timeline.open_durable(dir, opts) do
+      {:error, :locked} when tries > 0 ->
+        Process.sleep(50)
+        open_when_free(dir, opts, tries - 1)
+
+      other ->
+        other
+    end
+  end
+
+  @doc false
+  def merge_feeds(cluster, feeds) do
+    tl = local(cluster).tl
+    Enum.each(feeds, fn {user, ids} -> Strata.Native.timeline_merge_feed(tl, user, ids) end)
+    length(feeds)
+  end
+
+  # Writes that reach a joining node before it has the cluster's state are kept in order
+  # and applied after it (they are idempotent, so one also in the copied state is harmless).
+  @doc false
+  def apply_or_buffer(cluster, op) do
+    local = local(cluster)
+
+    if local.bootstrapping do
+      GenServer.cast(cluster, {:buffer, op})
+      :buffered
+    else
+      apply_op(local.tl, op)
+    end
+  end
+
+  defp apply_op(tl, {:deliver_post, post, author, here, followers}),
+    do: deliver(:post, tl, [post, author, here, followers])
+
+  defp apply_op(tl, {:deliver_repost, repost, by, post, here, followers}),
+    do: deliver(:repost, tl, [repost, by, post, here, followers])
+
+  defp apply_op(tl, {:follow, a, b, true}), do: Timeline.follow(tl, a, b)
+  defp apply_op(tl, {:follow, a, b, false}), do: follow_edge(tl, a, b)
+  defp apply_op(tl, {:unfollow, a, b}), do: Timeline.unfollow(tl, a, b)
+  defp apply_op(tl, {:delete_post, id}), do: Timeline.delete_post(tl, id)
+  defp apply_op(tl, {:delete_repost, id}), do: Timeline.delete_repost(tl, id)
+
+  defp follow_edge(tl, a, b) do
+    added = Strata.Native.timeline_follow_edge(tl, a, b)
+    Durable.ack!(tl)
+    if added, do: :ok, else: :already
+  end
+
+  # Deliveries with many followers go to a dirty scheduler, as fan-outs do.
+  defp deliver(kind, tl, args) do
+    dirty? = byte_size(List.last(args)) > 4000
+
+    result =
+      case {kind, dirty?} do
+        {:post, false} -> apply(Strata.Native, :timeline_deliver_post, [tl | args])
+        {:post, true} -> apply(Strata.Native, :timeline_deliver_post_dirty, [tl | args])
+        {:repost, false} -> apply(Strata.Native, :timeline_deliver_repost, [tl | args])
+        {:repost, true} -> apply(Strata.Native, :timeline_deliver_repost_dirty, [tl | args])
+      end
+
+    Durable.ack!(tl)
+    result
+  end
+
+  @doc false
+  def feed_users(tl) do
+    for <<u::32-little <- Strata.Native.timeline_feed_users(tl)>>, do: u
+  end
+
+  @doc false
+  def pack(users), do: for(u <- users, into: <<>>, do: <<u::32-little>>)
+end
