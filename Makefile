@@ -32,3 +32,4 @@ bench: setup
 	mix run bench/followers.exs
 	mix run bench/timeline.exs
 	mix run bench/durability.exs
+	mix run bench/cluster.exs

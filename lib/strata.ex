@@ -13,6 +13,8 @@ defmodule Strata do
     * `Strata.Durable` - the durable tier behind each of them: snapshots (`dump/1`,
       `save/2`, ...), and structures opened with `durable: dir` that journal every change
       before acknowledging it and recover after a crash.
+    * `Strata.Cluster` - the timeline and member lists across distributed Erlang nodes
+      (`Strata.Cluster.Timeline`, `Strata.Cluster.MemberList`).
 
   Each structure is a handle to native memory, shared and mutable like an ETS table. That
   memory does not show in `:erlang.memory/0`; `native_memory/0` reports it.

@@ -156,7 +156,8 @@ defmodule Strata.Cluster do
     {:ok, :erpc.call(node, mod, fun, args, timeout)}
   catch
     :error, {:erpc, reason} when reason in [:noconnection, :timeout] -> {:error, :unavailable}
-    :exit, {:exception, _, _} = e -> exit(e)
+    # An exception on the other node is raised here, as a local call would raise it.
+    :error, {:exception, exception, stack} -> :erlang.raise(:error, exception, stack)
   end
 
   @doc false

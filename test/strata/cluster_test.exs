@@ -5,6 +5,8 @@ defmodule Strata.ClusterTest do
 
   alias Strata.{Cluster, MemberList, Peers, Seeded, Timeline}
 
+  doctest Strata.Cluster
+
   @moduletag :cluster
   @moduletag :tmp_dir
   @moduletag :capture_log
@@ -103,7 +105,9 @@ defmodule Strata.ClusterTest do
       node = Enum.random(nodes)
 
       {got, want} = {apply_cluster(node, c, op), apply_single(model, op)}
-      assert got == want, "op #{i} #{inspect(op)} on #{node}: #{inspect(got)}, not #{inspect(want)}"
+
+      assert got == want,
+             "op #{i} #{inspect(op)} on #{node}: #{inspect(got)}, not #{inspect(want)}"
     end
   end
 
@@ -244,5 +248,7 @@ defmodule Strata.ClusterTest do
 
     assert result == {[], nil} or result == {:error, :unavailable}
     assert us < 5_000_000
+    # Without a durable tier the dead node's feeds are lost, and counted.
+    Peers.eventually(fn -> on(alive, Cluster, :stats, [:dead]).lost == 1 end)
   end
 end

@@ -3,6 +3,10 @@ defmodule Strata.Peers do
   # Real BEAM nodes on this machine for the cluster tests, started with OTP's :peer (epmd
   # is started here when it is not running), with this node's code path.
 
+  # Several VMs share this machine's cores: schedulers that spin while idle would take
+  # them from each other.
+  @vm_args Enum.map(~w(+sbwt none +sbwtdcpu none +sbwtdio none), &String.to_charlist/1)
+
   def ensure_distributed do
     System.cmd("epmd", ["-daemon"])
 
@@ -24,7 +28,7 @@ defmodule Strata.Peers do
         name: name,
         host: ~c"127.0.0.1",
         longnames: true,
-        args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false" | paths]
+        args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false" | @vm_args ++ paths]
       })
 
     {:ok, _} = :erpc.call(node, :application, :ensure_all_started, [:elixir])

@@ -329,7 +329,9 @@ impl TimelineOp<'_> {
                 });
                 out.put_u64(id);
             }
-            TimelineOp::Follow(a, b) | TimelineOp::Unfollow(a, b) | TimelineOp::FollowEdge(a, b) => {
+            TimelineOp::Follow(a, b)
+            | TimelineOp::Unfollow(a, b)
+            | TimelineOp::FollowEdge(a, b) => {
                 out.put_u8(match self {
                     TimelineOp::Follow(..) => 5,
                     TimelineOp::Unfollow(..) => 6,
