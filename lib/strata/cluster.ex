@@ -31,9 +31,12 @@ defmodule Strata.Cluster do
     lists move the same way (the old owner hands over a snapshot before the new one serves).
   * **A node leaves or dies.** Its keys go to the next owners at once. With `:durable`,
     one survivor reopens the dead node's directory (its journal makes it exact up to the last
-    acknowledged write) and hands every feed and member list to its new owner. Without it,
-    the dead node's feeds and member lists are lost: counted in `stats/1` (`lost`), and
-    logged. Follow edges and posts are replicated on every node and survive either way.
+    acknowledged write) and hands every feed and member list to its new owner; until it is
+    done, reads of those keys and calls on those member lists wait (within their timeout),
+    while new posts already reach the new owners (handed-over feeds are merged with them).
+    Without it, the dead node's feeds and member lists are lost: counted in `stats/1`
+    (`lost`), and logged. Follow edges and posts are replicated on every node and survive
+    either way.
   * While a membership change propagates (milliseconds on a LAN), a node that has not yet
     seen it may route a call to the previous owner.
 
@@ -145,6 +148,28 @@ defmodule Strata.Cluster do
   def local(cluster), do: :persistent_term.get({__MODULE__, cluster})
 
   @doc false
+  # Before serving `key` on this node: if the node that held it before died and its data is
+  # still being rebuilt from its durable files, waits for that (at most `timeout` ms).
+  def await_takeover(cluster, key, timeout \\ 30_000) do
+    pending = local(cluster).pending
+
+    cond do
+      pending == [] ->
+        :ok
+
+      owner_in(Enum.sort(nodes(cluster) ++ pending), key) not in pending ->
+        :ok
+
+      timeout <= 0 ->
+        {:error, :unavailable}
+
+      true ->
+        Process.sleep(10)
+        await_takeover(cluster, key, timeout - 10)
+    end
+  end
+
+  @doc false
   # Calls `fun` with `args` on `node` (directly when it is this node), as {:ok, result} or
   # {:error, :unavailable}.
   def call(node, mod, fun, args, timeout) when node == node() do
@@ -229,6 +254,7 @@ defmodule Strata.Cluster do
       bootstrapping: others != [],
       buffered: [],
       active: [],
+      pending: [],
       stats: %{moved_in: 0, moved_out: 0, rebuilt: 0, lost: 0}
     }
 
@@ -261,10 +287,19 @@ defmodule Strata.Cluster do
 
   @impl true
   def handle_info({ref, :leave, :active, pids}, %{ref: ref} = state) do
-    gone = pids |> Enum.map(&node/1) |> Enum.uniq()
+    gone = (pids |> Enum.map(&node/1) |> Enum.uniq()) -- members(state.scope, :active)
     now = members(state.scope, :active)
-    state = Enum.reduce(gone -- now, state, &take_over(&2, &1, now))
+    # Until a dead node's data is rebuilt, calls for its keys wait (see `await_takeover/2`).
+    state = if state.opts[:durable], do: %{state | pending: state.pending ++ gone}, else: state
+    publish(state)
+    state = Enum.reduce(gone, state, &take_over(&2, &1, now))
     {:noreply, %{state | active: now}}
+  end
+
+  def handle_info({:taken_over, dead}, state) do
+    state = %{state | pending: state.pending -- [dead]}
+    publish(state)
+    {:noreply, state}
   end
 
   def handle_info({ref, :join, :active, _pids}, %{ref: ref} = state) do
@@ -303,7 +338,8 @@ defmodule Strata.Cluster do
     :persistent_term.put({__MODULE__, state.name}, %{
       tl: state.tl,
       bootstrapping: state.bootstrapping,
-      opts: state.opts
+      opts: state.opts,
+      pending: state.pending
     })
   end
 
@@ -414,6 +450,7 @@ defmodule Strata.Cluster do
         dir = Path.join(Durable.path(state.opts[:durable]), Atom.to_string(dead))
         n = rebuild_from(state, dir, active)
         Host.rebuild_from(state.name, Path.join(dir, "guilds"), active)
+        for node <- active, do: send({state.name, node}, {:taken_over, dead})
         update_in(state.stats.rebuilt, &(&1 + n))
     end
   end

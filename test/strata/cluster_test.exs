@@ -178,9 +178,9 @@ defmodule Strata.ClusterTest do
     end)
   end
 
-  test "member lists live on their guild's owner and move with it" do
+  test "member lists live on their guild's owner and move with it", %{tmp_dir: dir} do
     Seeded.run("cluster member lists", fn _seed ->
-      peers = start_cluster(:ml, 3, [])
+      peers = start_cluster(:ml, 3, durable: dir)
       nodes = Enum.map(peers, &elem(&1, 1))
       guilds = 1..6
       models = Map.new(guilds, &{&1, MemberList.new()})
@@ -225,12 +225,24 @@ defmodule Strata.ClusterTest do
 
       {pid, new} = Peers.start(:"ml_4_#{System.unique_integer([:positive])}")
       on_exit(fn -> stop_peer(pid) end)
-      Peers.start_member(new, name: :ml)
+      Peers.start_member(new, name: :ml, durable: dir)
       all = Enum.sort([new | nodes])
       await_members(all, :ml, all)
       check.(all)
       change.(all, 200)
       check.(all)
+
+      # The owner of guild 1 dies: its guilds are rebuilt on their new owners from its
+      # durable files.
+      everyone = [{pid, new} | peers]
+      victim = Cluster.owner_in(all, 1)
+      {victim_pid, ^victim} = List.keyfind(everyone, victim, 1)
+      :peer.stop(victim_pid)
+      alive = all -- [victim]
+      await_members(alive, :ml, alive)
+      check.(alive)
+      change.(alive, 100)
+      check.(alive)
     end)
   end
 

@@ -36,9 +36,9 @@ defmodule Strata.Cluster.MemberList.Host do
   # Runs `MemberList.fun(list | args)` in the guild's host on this node, creating it if
   # needed. Exceptions come back as {:raise, e} to be raised in the caller.
   def call(cluster, guild, fun, args) do
-    case host(cluster, guild, :new) do
-      {:ok, pid} -> GenServer.call(pid, {:call, fun, args}, :infinity)
-      {:error, _} = error -> error
+    with :ok <- Cluster.await_takeover(cluster, guild),
+         {:ok, pid} <- host(cluster, guild, :new) do
+      GenServer.call(pid, {:call, fun, args}, :infinity)
     end
   end
 
@@ -84,9 +84,15 @@ defmodule Strata.Cluster.MemberList.Host do
 
   # On the new owner: a guild handed over as a snapshot.
   def receive_handoff(cluster, guild, bytes) do
-    case host(cluster, guild, {:snapshot, bytes}) do
-      {:ok, _} -> :ok
-      error -> error
+    case Registry.lookup(registry(cluster), guild) do
+      [{pid, _}] ->
+        GenServer.call(pid, {:replace, bytes}, 60_000)
+
+      [] ->
+        case host(cluster, guild, {:snapshot, bytes}) do
+          {:ok, _} -> :ok
+          error -> error
+        end
     end
   end
 
@@ -136,28 +142,30 @@ defmodule Strata.Cluster.MemberList.Host do
 
   @impl true
   def init({cluster, guild, source}) do
+    {:ok,
+     %{list: open_list(cluster, guild, source), guild: guild, cluster: cluster, forward: nil}}
+  end
+
+  defp open_list(cluster, guild, source) do
     opts = Cluster.local(cluster).opts
 
-    list =
-      case {opts[:durable], source} do
-        {nil, :new} ->
-          MemberList.new()
+    case {opts[:durable], source} do
+      {nil, :new} ->
+        MemberList.new()
 
-        {nil, {:snapshot, bytes}} ->
-          {:ok, list} = MemberList.load(bytes)
-          list
+      {nil, {:snapshot, bytes}} ->
+        {:ok, list} = MemberList.load(bytes)
+        list
 
-        {base, source} ->
-          dir = Path.join([Durable.path(base), Atom.to_string(node()), "guilds", dir_name(guild)])
-          # A handed-over snapshot replaces whatever an earlier stay of the guild left here.
-          if source != :new, do: File.rm_rf!(dir)
-          File.mkdir_p!(dir)
-          File.write!(Path.join(dir, "guild.term"), :erlang.term_to_binary(guild))
-          seed(dir, source)
-          MemberList.new(durable: dir, sync: opts[:sync])
-      end
-
-    {:ok, %{list: list, guild: guild, cluster: cluster, forward: nil}}
+      {base, source} ->
+        dir = Path.join([Durable.path(base), Atom.to_string(node()), "guilds", dir_name(guild)])
+        # A handed-over snapshot replaces whatever an earlier stay of the guild left here.
+        if source != :new, do: File.rm_rf!(dir)
+        File.mkdir_p!(dir)
+        File.write!(Path.join(dir, "guild.term"), :erlang.term_to_binary(guild))
+        seed(dir, source)
+        MemberList.new(durable: dir, sync: opts[:sync])
+    end
   end
 
   # A handed-over snapshot becomes the first snapshot of the new owner's durable copy.
@@ -194,6 +202,12 @@ defmodule Strata.Cluster.MemberList.Host do
       end
 
     {:reply, reply, state}
+  end
+
+  def handle_call({:replace, bytes}, _from, state) do
+    if state.list.journal, do: MemberList.close(state.list)
+    list = open_list(state.cluster, state.guild, {:snapshot, bytes})
+    {:reply, :ok, %{state | list: list, forward: nil}}
   end
 
   def handle_call({:hand_over, _to}, _from, %{forward: to} = state) when to != nil,

@@ -105,8 +105,10 @@ defmodule Strata.Cluster.Timeline do
   end
 
   @doc false
-  def local_read(cluster, user_id, opts),
-    do: Timeline.get_timeline(Cluster.local(cluster).tl, user_id, opts)
+  def local_read(cluster, user_id, opts) do
+    with :ok <- Cluster.await_takeover(cluster, user_id),
+         do: Timeline.get_timeline(Cluster.local(cluster).tl, user_id, opts)
+  end
 
   @doc false
   def local_apply(cluster, op), do: Cluster.apply_or_buffer(cluster, op)
