@@ -151,7 +151,13 @@ defmodule Strata.Cluster do
   # Before serving `key` on this node: if the node that held it before died and its data is
   # still being rebuilt from its durable files, waits for that (at most `timeout` ms).
   def await_takeover(cluster, key, timeout \\ 30_000) do
-    pending = local(cluster).pending
+    local = local(cluster)
+    # Nodes being rebuilt, and nodes that left but whose leaving this node's member has not
+    # handled yet (`:pg` changes before its notice arrives).
+    pending =
+      if local.opts[:durable],
+        do: Enum.uniq(local.pending ++ (local.active -- nodes(cluster))),
+        else: []
 
     cond do
       pending == [] ->
@@ -293,7 +299,9 @@ defmodule Strata.Cluster do
     state = if state.opts[:durable], do: %{state | pending: state.pending ++ gone}, else: state
     publish(state)
     state = Enum.reduce(gone, state, &take_over(&2, &1, now))
-    {:noreply, %{state | active: now}}
+    state = %{state | active: now}
+    publish(state)
+    {:noreply, state}
   end
 
   def handle_info({:taken_over, dead}, state) do
@@ -304,7 +312,9 @@ defmodule Strata.Cluster do
 
   def handle_info({ref, :join, :active, _pids}, %{ref: ref} = state) do
     now = members(state.scope, :active)
-    {:noreply, state |> drop_moved(now) |> Map.put(:active, now)}
+    state = state |> drop_moved(now) |> Map.put(:active, now)
+    publish(state)
+    {:noreply, state}
   end
 
   def handle_info({ref, _event, _group, _pids}, %{ref: ref} = state), do: {:noreply, state}
@@ -339,7 +349,8 @@ defmodule Strata.Cluster do
       tl: state.tl,
       bootstrapping: state.bootstrapping,
       opts: state.opts,
-      pending: state.pending
+      pending: state.pending,
+      active: state.active
     })
   end
 
@@ -448,17 +459,20 @@ defmodule Strata.Cluster do
 
       true ->
         dir = Path.join(Durable.path(state.opts[:durable]), Atom.to_string(dead))
-        n = rebuild_from(state, dir, active)
-        Host.rebuild_from(state.name, Path.join(dir, "guilds"), active)
+        n = rebuild_from(state, dir, active, dead)
+        Host.rebuild_from(state.name, Path.join(dir, "guilds"), active, dead)
         for node <- active, do: send({state.name, node}, {:taken_over, dead})
         update_in(state.stats.rebuilt, &(&1 + n))
     end
   end
 
-  defp rebuild_from(state, dir, active) do
+  defp rebuild_from(state, dir, active, dead) do
     case open_when_free(dir, state.opts[:timeline], 100) do
       {:ok, copy} ->
-        feeds = Strata.Native.timeline_take_feeds(copy, pack(feed_users(copy)))
+        # Only the users the dead node owned when it died: any other feed there is stale.
+        before = Enum.sort([dead | active])
+        users = copy |> feed_users() |> Enum.filter(&(owner_in(before, &1) == dead))
+        feeds = Strata.Native.timeline_take_feeds(copy, pack(users))
         :ok = Timeline.close(copy)
 
         feeds

@@ -185,11 +185,13 @@ defmodule Strata.ClusterTest do
       guilds = 1..6
       models = Map.new(guilds, &{&1, MemberList.new()})
 
-      check = fn nodes ->
+      check = fn nodes, phase ->
         for guild <- guilds do
           node = Enum.random(nodes)
           want = MemberList.slice(models[guild], 0..200)
-          assert on(node, Cluster.MemberList, :slice, [:ml, guild, 0..200]) == want
+          got = on(node, Cluster.MemberList, :slice, [:ml, guild, 0..200])
+          owner = Cluster.owner_in(nodes, guild)
+          assert got == want, "#{phase}: guild #{guild} read on #{node}, owner #{owner}"
 
           assert on(node, Cluster.MemberList, :size, [:ml, guild]) ==
                    MemberList.size(models[guild])
@@ -221,16 +223,16 @@ defmodule Strata.ClusterTest do
       end
 
       change.(nodes, 300)
-      check.(nodes)
+      check.(nodes, "3 nodes")
 
       {pid, new} = Peers.start(:"ml_4_#{System.unique_integer([:positive])}")
       on_exit(fn -> stop_peer(pid) end)
       Peers.start_member(new, name: :ml, durable: dir)
       all = Enum.sort([new | nodes])
       await_members(all, :ml, all)
-      check.(all)
+      check.(all, "after the join")
       change.(all, 200)
-      check.(all)
+      check.(all, "after changes on 4 nodes")
 
       # The owner of guild 1 dies: its guilds are rebuilt on their new owners from its
       # durable files.
@@ -240,9 +242,9 @@ defmodule Strata.ClusterTest do
       :peer.stop(victim_pid)
       alive = all -- [victim]
       await_members(alive, :ml, alive)
-      check.(alive)
+      check.(alive, "after the death of #{victim}")
       change.(alive, 100)
-      check.(alive)
+      check.(alive, "after changes on 3 nodes")
     end)
   end
 

@@ -108,10 +108,12 @@ defmodule Strata.Cluster.MemberList.Host do
     end
   end
 
-  # A dead node's durable guild lists, reopened and handed to their new owners.
-  def rebuild_from(cluster, dir, active) do
+  # A dead node's durable guild lists (those it owned when it died), reopened and handed to
+  # their new owners.
+  def rebuild_from(cluster, dir, active, dead) do
     for path <- Path.wildcard(Path.join(dir, "*")), File.dir?(path) do
       with {:ok, guild} <- read_guild(path),
+           true <- Cluster.owner_in(Enum.sort([dead | active]), guild) == dead,
            {:ok, list} <- MemberList.open_durable(path) do
         bytes = MemberList.dump(list)
         :ok = MemberList.close(list)
@@ -146,6 +148,14 @@ defmodule Strata.Cluster.MemberList.Host do
      %{list: open_list(cluster, guild, source), guild: guild, cluster: cluster, forward: nil}}
   end
 
+  # Where a durable guild list lives on this node.
+  defp list_dir(cluster, guild) do
+    case Cluster.local(cluster).opts[:durable] do
+      nil -> nil
+      base -> Path.join([Durable.path(base), Atom.to_string(node()), "guilds", dir_name(guild)])
+    end
+  end
+
   defp open_list(cluster, guild, source) do
     opts = Cluster.local(cluster).opts
 
@@ -157,8 +167,8 @@ defmodule Strata.Cluster.MemberList.Host do
         {:ok, list} = MemberList.load(bytes)
         list
 
-      {base, source} ->
-        dir = Path.join([Durable.path(base), Atom.to_string(node()), "guilds", dir_name(guild)])
+      {_base, source} ->
+        dir = list_dir(cluster, guild)
         # A handed-over snapshot replaces whatever an earlier stay of the guild left here.
         if source != :new, do: File.rm_rf!(dir)
         File.mkdir_p!(dir)
@@ -224,7 +234,12 @@ defmodule Strata.Cluster.MemberList.Host do
            60_000
          ) do
       {:ok, :ok} ->
-        if state.list.journal, do: MemberList.close(state.list)
+        # The list lives on the new owner now: no stale copy stays behind to be "rebuilt".
+        if state.list.journal do
+          MemberList.close(state.list)
+          File.rm_rf!(list_dir(state.cluster, state.guild))
+        end
+
         {:reply, :ok, %{state | forward: to}}
 
       error ->
