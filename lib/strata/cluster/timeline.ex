@@ -15,6 +15,9 @@ defmodule Strata.Cluster.Timeline do
   processes that race on the same author or user may be applied in different orders on
   different nodes.
 
+  Call these functions on a node that runs a member of the cluster (`Strata.Cluster`): the
+  caller's node splits each fan-out with its copy of the graph.
+
   Every function takes `timeout:` (milliseconds, default 5000): a node that does not answer
   in time counts as unavailable. Writes return `{:error, :unavailable}` when a node that
   should have applied them did not; reads retry once on the new owner when the owner died.
