@@ -258,7 +258,6 @@ defmodule Strata.Cluster do
       opts: opts,
       tl: tl,
       bootstrapping: others != [],
-      buffered: [],
       active: [],
       pending: [],
       stats: %{moved_in: 0, moved_out: 0, rebuilt: 0, lost: 0}
@@ -272,20 +271,33 @@ defmodule Strata.Cluster do
   @impl true
   def handle_continue(:join, state) do
     state = if state.bootstrapping, do: bootstrap(state), else: state
+    # Writes that reached this node during the copy wait in the mailbox: applied in order
+    # before writes are applied directly, and once more for any sent just before the switch.
+    drain_buffered(state.tl)
+    state = %{state | bootstrapping: false}
+    publish(state)
+    drain_buffered(state.tl)
     :ok = :pg.join(state.scope, :active, self())
     :ok = :pg.leave(state.scope, :joining, self())
-    state = %{state | bootstrapping: false, active: members(state.scope, :active)}
+    state = %{state | active: members(state.scope, :active)}
     publish(state)
     {:noreply, state}
+  end
+
+  defp drain_buffered(tl) do
+    receive do
+      {:"$gen_cast", {:buffer, op}} ->
+        apply_op(tl, op)
+        drain_buffered(tl)
+    after
+      0 -> :ok
+    end
   end
 
   @impl true
   def handle_call(:stats, _from, state), do: {:reply, state.stats, state}
 
   @impl true
-  def handle_cast({:buffer, op}, %{bootstrapping: true} = state),
-    do: {:noreply, %{state | buffered: [op | state.buffered]}}
-
   def handle_cast({:buffer, op}, state) do
     apply_op(state.tl, op)
     {:noreply, state}
@@ -376,9 +388,8 @@ defmodule Strata.Cluster do
       end
 
     donor_moved = tl |> feed_users() |> length()
-    Enum.each(Enum.reverse(state.buffered), &apply_op(tl, &1))
     Host.take_moved(state.name, future)
-    state = %{state | tl: tl, buffered: []}
+    state = %{state | tl: tl}
     update_in(state.stats.moved_in, &(&1 + moved + donor_moved))
   end
 

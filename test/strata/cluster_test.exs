@@ -111,6 +111,15 @@ defmodule Strata.ClusterTest do
     end
   end
 
+  defp write_until_done(model, nodes, c, task) do
+    run_ops(model, nodes, c, 1)
+
+    case Task.yield(task, 0) do
+      nil -> write_until_done(model, nodes, c, task)
+      {:ok, :ok} -> :ok
+    end
+  end
+
   # --- tests ------------------------------------------------------------------------------
 
   test "routing equals the ring, from every node" do
@@ -159,7 +168,9 @@ defmodule Strata.ClusterTest do
 
       {pid, new} = Peers.start(:"grow_4_#{System.unique_integer([:positive])}")
       on_exit(fn -> stop_peer(pid) end)
-      Peers.start_member(new, name: :grow, timeline: @tl_opts)
+      # The node joins while writes go on (from one process, so the model stays exact).
+      joining = Task.async(fn -> Peers.start_member(new, name: :grow, timeline: @tl_opts) end)
+      write_until_done(model, nodes, :grow, joining)
       all = Enum.sort([new | nodes])
       await_members(all, :grow, all)
 
