@@ -263,21 +263,7 @@ impl Timeline {
                 ..
             }) if *p == post && *r == reposter => {}
             Some(_) => return Err(TimelineError::DuplicateId(repost)),
-            None => {
-                match self.records.get(&post) {
-                    Some(Record::Post { deleted: false, .. }) => {}
-                    _ => return Err(TimelineError::UnknownPost(post)),
-                }
-                self.records.insert(
-                    repost,
-                    Record::Repost {
-                        post,
-                        reposter,
-                        deleted: false,
-                    },
-                );
-                self.reposts += 1;
-            }
+            None => self.record_repost(repost, reposter, post)?,
         }
         Ok(self.publish_local(graph, reposter, repost, local))
     }
@@ -349,6 +335,17 @@ impl Timeline {
         if self.records.contains_key(&repost) {
             return Err(TimelineError::DuplicateId(repost));
         }
+        self.record_repost(repost, reposter, post)?;
+        Ok(self.publish(graph, reposter, repost))
+    }
+
+    /// Records a new repost of a live post.
+    fn record_repost(
+        &mut self,
+        repost: u64,
+        reposter: u32,
+        post: u64,
+    ) -> Result<(), TimelineError> {
         match self.records.get(&post) {
             Some(Record::Post { deleted: false, .. }) => {}
             _ => return Err(TimelineError::UnknownPost(post)),
@@ -362,7 +359,7 @@ impl Timeline {
             },
         );
         self.reposts += 1;
-        Ok(self.publish(graph, reposter, repost))
+        Ok(())
     }
 
     /// Deletes a post: it and every repost of it disappear from every timeline.
