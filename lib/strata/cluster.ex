@@ -29,7 +29,11 @@ defmodule Strata.Cluster do
     meanwhile), and only then enters the `:active` group. Until that moment the old owners
     keep serving those keys; afterwards each node drops the feeds it no longer owns. Member
     lists move the same way (the old owner hands over a snapshot before the new one serves).
-  * **A node leaves or dies.** Its keys go to the next owners at once. With `:durable`,
+  * **A node stops** (`stop/1`, or its supervisor shuts it down): a join in reverse. It
+    enters a `:leaving` group (writes then also reach the next owners), copies its feeds
+    to them and hands its member lists over, tells the others, then leaves: nothing is
+    lost, with or without `:durable`.
+  * **A node dies.** Its keys go to the next owners at once. With `:durable`,
     one survivor reopens the dead node's directory (its journal makes it exact up to the last
     acknowledged write) and hands every feed and member list to its new owner; until it is
     done, reads of those keys and calls on those member lists wait (within their timeout),
@@ -134,7 +138,7 @@ defmodule Strata.Cluster do
   def spread(cluster, keys) do
     scope = scope(cluster)
     active = members(scope, :active)
-    future = Enum.uniq(active ++ members(scope, :joining)) |> Enum.sort()
+    future = Enum.sort(Enum.uniq(active ++ members(scope, :joining)) -- members(scope, :leaving))
 
     Enum.reduce(keys, %{}, fn key, acc ->
       now = owner_in(active, key)
@@ -260,6 +264,7 @@ defmodule Strata.Cluster do
       bootstrapping: others != [],
       active: [],
       pending: [],
+      handed_off: [],
       stats: %{moved_in: 0, moved_out: 0, rebuilt: 0, lost: 0}
     }
 
@@ -305,7 +310,10 @@ defmodule Strata.Cluster do
 
   @impl true
   def handle_info({ref, :leave, :active, pids}, %{ref: ref} = state) do
-    gone = (pids |> Enum.map(&node/1) |> Enum.uniq()) -- members(state.scope, :active)
+    # Nodes that handed their data off before leaving need no takeover.
+    left = (pids |> Enum.map(&node/1) |> Enum.uniq()) -- members(state.scope, :active)
+    gone = left -- state.handed_off
+    state = %{state | handed_off: state.handed_off -- left}
     now = members(state.scope, :active)
     # Until a dead node's data is rebuilt, calls for its keys wait (see `await_takeover/2`).
     state = if state.opts[:durable], do: %{state | pending: state.pending ++ gone}, else: state
@@ -315,6 +323,9 @@ defmodule Strata.Cluster do
     publish(state)
     {:noreply, state}
   end
+
+  def handle_info({:handed_off, node}, state),
+    do: {:noreply, %{state | handed_off: [node | state.handed_off]}}
 
   def handle_info({:taken_over, dead}, state) do
     state = %{state | pending: state.pending -- [dead]}
@@ -334,12 +345,42 @@ defmodule Strata.Cluster do
 
   @impl true
   def terminate(_reason, state) do
-    :pg.leave(state.scope, :active, self())
     :pg.leave(state.scope, :joining, self())
+    rest = members(state.scope, :active) -- [node()]
+    if rest != [] and not state.bootstrapping, do: hand_off_all(state, rest)
+    :pg.leave(state.scope, :active, self())
+    :pg.leave(state.scope, :leaving, self())
     if state.tl.journal, do: Timeline.close(state.tl)
     Host.stop_all(state.name)
     :persistent_term.erase({__MODULE__, state.name})
     :ok
+  end
+
+  # A graceful stop: like a join in reverse. In the `:leaving` group, writes also reach the
+  # next owners (see `spread/2`) while this node copies its feeds and hands its member lists
+  # to them; the others are told, so that its leaving is not taken for a death.
+  defp hand_off_all(state, rest) do
+    :ok = :pg.join(state.scope, :leaving, self())
+    me = self()
+
+    for node <- rest do
+      wait_until(fn -> me in :erpc.call(node, :pg, :get_members, [state.scope, :leaving]) end)
+    end
+
+    Process.sleep(100)
+
+    state.tl
+    |> Strata.Native.timeline_take_feeds(pack(feed_users(state.tl)))
+    |> Enum.group_by(fn {user, _} -> owner_in(rest, user) end)
+    |> Enum.each(fn {node, feeds} ->
+      call(node, __MODULE__, :merge_feeds, [state.name, feeds], 30_000)
+    end)
+
+    Host.drop_moved(state.name, rest)
+    for node <- rest, do: send({state.name, node}, {:handed_off, node()})
+  catch
+    kind, reason ->
+      Logger.error("Strata.Cluster #{state.name}: hand-off failed: #{inspect({kind, reason})}")
   end
 
   defp start_scope(scope) do

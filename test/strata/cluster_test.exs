@@ -259,6 +259,34 @@ defmodule Strata.ClusterTest do
     end)
   end
 
+  test "a node that stops hands its feeds and member lists over first: nothing is lost" do
+    Seeded.run("cluster graceful stop", fn _seed ->
+      peers = start_cluster(:bye, 3, timeline: @tl_opts)
+      nodes = Enum.map(peers, &elem(&1, 1))
+      model = Timeline.new(@tl_opts)
+      run_ops(model, nodes, :bye, 300)
+      members = for id <- 1..30, do: %{id: id, name: "n#{id}", roles: [], status: :online}
+
+      lists =
+        for guild <- 1..6,
+            m <- members,
+            do: on(Enum.random(nodes), Cluster.MemberList, :upsert, [:bye, guild, m])
+
+      assert length(lists) == 180
+
+      [leaving | staying] = nodes
+      :ok = on(leaving, Cluster, :stop, [:bye])
+      await_members(staying, :bye, Enum.sort(staying))
+      same_timelines(model, staying, :bye)
+
+      for guild <- 1..6 do
+        assert on(Enum.random(staying), Cluster.MemberList, :size, [:bye, guild]) == 31
+      end
+
+      assert Enum.all?(staying, &(on(&1, Cluster, :stats, [:bye]).lost == 0))
+    end)
+  end
+
   test "a call to an unreachable owner fails within its timeout instead of hanging" do
     peers = start_cluster(:dead, 2, timeline: @tl_opts)
     [{pid, victim}, {_, alive}] = peers
