@@ -11,6 +11,9 @@ defmodule Strata.Cluster.Timeline do
   stays local there. Every node classifies large authors from the same graph, so pages are
   the ones one `Strata.Timeline` would give for the same calls.
 
+  While a node stops gracefully, the count `insert_post/4` returns (feeds entered) also
+  counts the copies pushed to the next owners of its users.
+
   Calls from one process are applied in order on every node; calls from different
   processes that race on the same author or user may be applied in different orders on
   different nodes.
@@ -138,14 +141,25 @@ defmodule Strata.Cluster.Timeline do
     shares = Cluster.spread(cluster, followers)
     author_nodes = Cluster.spread(cluster, [author])
 
+    # A joining node gets copies of its future users' pushes; the count (feeds entered) is
+    # the active owners', as one timeline would give it.
+    joining = Cluster.writers(cluster) -- Cluster.nodes(cluster)
+
     run(cluster, opts, fn node ->
       op.(Map.has_key?(author_nodes, node), Cluster.pack(Map.get(shares, node, [])))
     end)
     |> Enum.reduce_while(0, fn
-      {_node, {:ok, n}}, acc when is_integer(n) -> {:cont, acc + n}
-      {_node, {:ok, :buffered}}, acc -> {:cont, acc}
-      {_node, {:ok, {:error, _} = e}}, _ -> {:halt, e}
-      {_node, {:error, _} = e}, _ -> {:halt, e}
+      {node, {:ok, n}}, acc when is_integer(n) ->
+        {:cont, if(node in joining, do: acc, else: acc + n)}
+
+      {_node, {:ok, :buffered}}, acc ->
+        {:cont, acc}
+
+      {_node, {:ok, {:error, _} = e}}, _ ->
+        {:halt, e}
+
+      {_node, {:error, _} = e}, _ ->
+        {:halt, e}
     end)
   end
 
