@@ -5,14 +5,12 @@
 #   STRATA_BENCH_FOLLOWS=25000  follows (power law)
 #   STRATA_BENCH_POSTS=5000     posts by random authors
 harness = Code.require_file("harness.exs", __DIR__)
+# The tests' helper for peer nodes (started with this VM's code path).
+Code.require_file("../test/support/peers.ex", __DIR__)
 
 {:module, ClusterBench, binary, _} =
   defmodule ClusterBench do
     alias Strata.{Bench, Cluster, Timeline}
-
-    # Several VMs share this machine's cores: schedulers that spin while idle would take
-    # them from each other.
-    @vm_args Enum.map(~w(+sbwt none +sbwtdcpu none +sbwtdio none), &String.to_charlist/1)
 
     @opts [feed_capacity: 200, fanout_limit: 1000, backfill: 10]
 
@@ -79,7 +77,10 @@ harness = Code.require_file("harness.exs", __DIR__)
       for node <- nodes,
           do: {:ok, _} = :erpc.call(node, Cluster, :start, [[name: :bench, timeline: @opts]])
 
-      wait(fn -> Enum.all?(nodes, &(length(:erpc.call(&1, Cluster, :nodes, [:bench])) == n)) end)
+      Strata.Peers.eventually(fn ->
+        Enum.all?(nodes, &(length(:erpc.call(&1, Cluster, :nodes, [:bench])) == n))
+      end)
+
       [driver | _] = nodes
       # The work runs on the first node, as a service's own process would.
       result = :erpc.call(driver, __MODULE__, :drive, [edges, authors, readers], :infinity)
@@ -118,22 +119,7 @@ harness = Code.require_file("harness.exs", __DIR__)
     defp rate(count, ms), do: round(count / (ms / 1000))
 
     defp start_peer(name) do
-      paths = Enum.flat_map(:code.get_path(), &[~c"-pa", &1])
-      cookie = Atom.to_charlist(Node.get_cookie())
-
-      {:ok, pid, node} =
-        :peer.start(%{
-          name: name,
-          host: ~c"127.0.0.1",
-          longnames: true,
-          args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false" | @vm_args ++ paths]
-        })
-
-      {:ok, _} = :erpc.call(node, :application, :ensure_all_started, [:elixir])
-
-      for other <- Node.list(),
-          other != node,
-          do: true = :erpc.call(node, Node, :connect, [other])
+      {pid, node} = Strata.Peers.start(name)
 
       # The harness and this module (compiled from scripts: no .beam files), on the peer too.
       for {mod, bin} <- :persistent_term.get(:strata_bench_modules) do
@@ -141,13 +127,6 @@ harness = Code.require_file("harness.exs", __DIR__)
       end
 
       {pid, node}
-    end
-
-    defp wait(fun) do
-      unless fun.() do
-        Process.sleep(20)
-        wait(fun)
-      end
     end
   end
 

@@ -574,10 +574,10 @@ defmodule Strata.Cluster do
   end
 
   defp apply_op(tl, {:deliver_post, post, author, here, followers}),
-    do: deliver(:post, tl, [post, author, here, followers])
+    do: deliver(tl, post, author, nil, here, followers)
 
   defp apply_op(tl, {:deliver_repost, repost, by, post, here, followers}),
-    do: deliver(:repost, tl, [repost, by, post, here, followers])
+    do: deliver(tl, repost, by, post, here, followers)
 
   defp apply_op(tl, {:follow, a, b, true}), do: Timeline.follow(tl, a, b)
   defp apply_op(tl, {:follow, a, b, false}), do: follow_edge(tl, a, b)
@@ -592,16 +592,11 @@ defmodule Strata.Cluster do
   end
 
   # Deliveries with many followers go to a dirty scheduler, as fan-outs do.
-  defp deliver(kind, tl, args) do
-    dirty? = byte_size(List.last(args)) > 4000
-
+  defp deliver(tl, id, by, repost_of, here, followers) do
     result =
-      case {kind, dirty?} do
-        {:post, false} -> apply(Strata.Native, :timeline_deliver_post, [tl | args])
-        {:post, true} -> apply(Strata.Native, :timeline_deliver_post_dirty, [tl | args])
-        {:repost, false} -> apply(Strata.Native, :timeline_deliver_repost, [tl | args])
-        {:repost, true} -> apply(Strata.Native, :timeline_deliver_repost_dirty, [tl | args])
-      end
+      if byte_size(followers) > 4000,
+        do: Strata.Native.timeline_deliver_dirty(tl, id, by, repost_of, here, followers),
+        else: Strata.Native.timeline_deliver(tl, id, by, repost_of, here, followers)
 
     Durable.ack!(tl)
     result

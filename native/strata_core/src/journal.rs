@@ -476,14 +476,6 @@ pub struct Journal<W: Send + 'static> {
 }
 
 impl<W: Send + 'static> Journal<W> {
-    pub fn mode(&self) -> SyncMode {
-        self.inner.mode
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.inner.dir
-    }
-
     /// Appends one record to the journal's buffer, which its thread writes to the file at
     /// once (and fsyncs as the sync mode says). Never touches the file system itself, so it
     /// is safe on a normal scheduler. Returns the record's sequence number.

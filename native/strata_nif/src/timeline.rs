@@ -234,6 +234,17 @@ fn timeline_delete_repost<'a>(env: Env<'a>, tl: Term<'a>, repost: Term<'a>) -> N
 /// timeline's journal if it is durable, else in the graph's if the graph is.
 #[rustler::nif]
 fn timeline_follow(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    follow(env, tl, follower, followee, true)
+}
+
+/// A follow whose follower lives on another node of a cluster: the graph (and the large-author
+/// classification) changes here, no feed does.
+#[rustler::nif]
+fn timeline_follow_edge(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+    follow(env, tl, follower, followee, false)
+}
+
+fn follow(env: Env, tl: Term, follower: Term, followee: Term, feed_here: bool) -> NifResult<bool> {
     let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
@@ -245,13 +256,22 @@ fn timeline_follow(env: Env, tl: Term, follower: Term, followee: Term) -> NifRes
             if g.follows(a, b) {
                 return Ok(false);
             }
+            let op = if feed_here {
+                TimelineOp::Follow(a, b)
+            } else {
+                TimelineOp::FollowEdge(a, b)
+            };
             if t_is_durable(&tl) {
-                log.record(|buf| TimelineOp::Follow(a, b).encode(buf))?;
+                log.record(|buf| op.encode(buf))?;
             } else {
                 graph_log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
             }
             let added = g.follow(a, b).map_err(self_follow)?;
-            t.followed(g, a, b);
+            if feed_here {
+                t.followed(g, a, b);
+            } else {
+                t.followed_elsewhere(g, b);
+            }
             Ok(added)
         })
     })?;
@@ -445,136 +465,68 @@ fn packed_users(bin: Binary, name: &str) -> NifResult<Vec<u32>> {
         .collect())
 }
 
-fn deliver_post<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    post: Term<'a>,
-    author: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    let began = Instant::now();
-    let tl = handle(tl)?;
-    let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
-    let followers = packed_users(followers, "followers")?;
-    let local = Local {
-        author: author_here,
-        followers: &followers,
-    };
-    let graph = tl.graph.read();
-    let r = tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::DeliverPost(post, author, local).encode(buf))?;
-        Ok(t.deliver_post(&graph, post, author, local))
-    })?;
-    consume_since(env, began);
-    Ok(result(env, r))
-}
-
-/// Records a post here and pushes it into the feeds of `followers` (those living here) and
-/// of its author when `author_here`.
-#[rustler::nif]
-fn timeline_deliver_post<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    post: Term<'a>,
-    author: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    deliver_post(env, tl, post, author, author_here, followers)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn timeline_deliver_post_dirty<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    post: Term<'a>,
-    author: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    deliver_post(env, tl, post, author, author_here, followers)
-}
-
+/// One node's part of a post's fan-out (`repost_of` nil) or a repost's (`repost_of` the post
+/// it reposts): records the item here and pushes it into the feeds of `followers` (those
+/// living here) and of its author when `author_here`.
 #[allow(clippy::too_many_arguments)]
-fn deliver_repost<'a>(
+fn deliver<'a>(
     env: Env<'a>,
     tl: Term<'a>,
-    repost: Term<'a>,
-    reposter: Term<'a>,
-    post: Term<'a>,
+    id: Term<'a>,
+    by: Term<'a>,
+    repost_of: Term<'a>,
     author_here: bool,
     followers: Binary<'a>,
 ) -> NifResult<Term<'a>> {
     let began = Instant::now();
     let tl = handle(tl)?;
-    let repost = item_id(repost, "repost_id")?;
-    let reposter = user(reposter, "reposter_id")?;
-    let post = item_id(post, "post_id")?;
+    let (id, by) = (item_id(id, "id")?, user(by, "author_id")?);
+    let repost_of: Option<u64> = arg(repost_of, "repost_of", "nil or a post id")?;
     let followers = packed_users(followers, "followers")?;
     let local = Local {
         author: author_here,
         followers: &followers,
     };
     let graph = tl.graph.read();
-    let r = tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::DeliverRepost(repost, reposter, post, local).encode(buf))?;
-        Ok(t.deliver_repost(&graph, repost, reposter, post, local))
+    let r = tl.state.write_logged(|t, log| match repost_of {
+        None => {
+            log.record(|buf| TimelineOp::DeliverPost(id, by, local).encode(buf))?;
+            Ok(t.deliver_post(&graph, id, by, local))
+        }
+        Some(post) => {
+            log.record(|buf| TimelineOp::DeliverRepost(id, by, post, local).encode(buf))?;
+            Ok(t.deliver_repost(&graph, id, by, post, local))
+        }
     })?;
     consume_since(env, began);
     Ok(result(env, r))
 }
 
-/// Records a repost here and makes this node's part of its fan-out (as `deliver_post`).
 #[rustler::nif]
-fn timeline_deliver_repost<'a>(
+fn timeline_deliver<'a>(
     env: Env<'a>,
     tl: Term<'a>,
-    repost: Term<'a>,
-    reposter: Term<'a>,
-    post: Term<'a>,
+    id: Term<'a>,
+    by: Term<'a>,
+    repost_of: Term<'a>,
     author_here: bool,
     followers: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    deliver_repost(env, tl, repost, reposter, post, author_here, followers)
+    deliver(env, tl, id, by, repost_of, author_here, followers)
 }
 
+/// `timeline_deliver` for long follower lists.
 #[rustler::nif(schedule = "DirtyCpu")]
-fn timeline_deliver_repost_dirty<'a>(
+fn timeline_deliver_dirty<'a>(
     env: Env<'a>,
     tl: Term<'a>,
-    repost: Term<'a>,
-    reposter: Term<'a>,
-    post: Term<'a>,
+    id: Term<'a>,
+    by: Term<'a>,
+    repost_of: Term<'a>,
     author_here: bool,
     followers: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    deliver_repost(env, tl, repost, reposter, post, author_here, followers)
-}
-
-/// A follow whose follower lives on another node: the graph changes here, no feed does.
-#[rustler::nif]
-fn timeline_follow_edge(tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
-    let tl = handle(tl)?;
-    let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    if a == b {
-        return Err(self_follow(GraphError::SelfFollow(a)));
-    }
-    tl.graph.write_as_owner(|g, graph_log| {
-        tl.state.write_logged(|t, log| {
-            if g.follows(a, b) {
-                return Ok(false);
-            }
-            if t_is_durable(&tl) {
-                log.record(|buf| TimelineOp::FollowEdge(a, b).encode(buf))?;
-            } else {
-                graph_log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
-            }
-            let added = g.follow(a, b).map_err(self_follow)?;
-            t.followed_elsewhere(g, b);
-            Ok(added)
-        })
-    })
+    deliver(env, tl, id, by, repost_of, author_here, followers)
 }
 
 /// The users with a feed here, packed as 32-bit little-endian ids.
