@@ -254,7 +254,7 @@ defmodule Strata.DurableTest do
     assert {:error, {:corrupt, "unknown flags 0x4"}} =
              SortedSet.load(SnapshotBytes.seal(:sorted_set, payload, flags: 4))
 
-    assert {:error, {:corrupt, "holds a sorted_set, not a timeline"}} =
+    assert {:error, {:wrong_kind, :sorted_set}} =
              Timeline.load(SnapshotBytes.seal(:sorted_set, payload))
 
     # A count of 2^62 items in a valid envelope: refused by the bytes left, not allocated.

@@ -38,8 +38,10 @@ defmodule Strata.SnapshotBytes do
   @doc "The byte offsets at which each record of a journal segment ends."
   def record_ends(<<_header::binary-size(32), records::binary>>), do: ends(records, 32, [])
 
-  defp ends(<<len::32-little, _crc::32, _::binary-size(len), rest::binary>>, at, acc),
-    do: ends(rest, at + 8 + len, [at + 8 + len | acc])
+  # A record is `len::32, payload_crc::32, header_crc::32, payload` (format v2).
+  defp ends(<<len::32-little, _crc::32, _hcrc::32, _::binary-size(len), rest::binary>>, at, acc)
+       when len > 0,
+       do: ends(rest, at + 12 + len, [at + 12 + len | acc])
 
   defp ends(_, _, acc), do: Enum.reverse(acc)
 end

@@ -200,8 +200,19 @@ pub fn check_header(header: &[u8], kind: Kind, limit: u64) -> Result<u64, Decode
     Ok(length)
 }
 
-/// Checks a whole snapshot and returns its payload.
+/// Checks a whole snapshot and returns its payload. A snapshot of another kind is
+/// [`DecodeError::WrongKind`] only when its checksum holds (a flipped kind byte is damage,
+/// a whole snapshot of another structure is not).
 pub fn open(bytes: &[u8], kind: Kind) -> Result<&[u8], DecodeError> {
+    if let Some(other) = bytes.get(10).and_then(|&k| Kind::from_byte(k)) {
+        if other != kind {
+            open(bytes, other)?;
+            return Err(DecodeError::WrongKind {
+                expected: kind,
+                found: other as u8,
+            });
+        }
+    }
     let limit = bytes.len().saturating_sub(HEADER) as u64;
     let length = check_header(bytes, kind, u64::MAX)?;
     if length > limit {
@@ -531,7 +542,10 @@ pub fn put_bitmap_with(
 
 /// Reads a length-prefixed Roaring bitmap in the portable format, with `deserialize_from`
 /// (which checks each container's contents) after checking what it does not: that the
-/// container keys strictly ascend. The bitmap must use exactly the bytes given.
+/// container keys strictly ascend, and that there are no run containers (which expand to
+/// far more than their bytes). Without runs an array container holds 2 bytes a value and a
+/// bitmap container 65,536 values in 8,192 bytes, so the values decoded are at most 8 per
+/// byte of input. The bitmap must use exactly the bytes given.
 pub fn get_bitmap(r: &mut Reader) -> Result<roaring::RoaringBitmap, DecodeError> {
     get_bitmap_with(r, &mut Vec::new())
 }
@@ -544,6 +558,9 @@ pub fn get_bitmap_with(
     values.clear();
     let bytes = r.bytes()?;
     let bitmap = decode_portable(bytes)?;
+    if bitmap.len() > 8 * bytes.len() as u64 {
+        return invalid("bitmap: more values than its bytes can hold");
+    }
     if !portable_values(bytes, values) {
         values.clear();
         values.extend(bitmap.iter());
@@ -604,9 +621,10 @@ fn check_container_keys(bytes: &[u8]) -> Result<(), DecodeError> {
     let size = if cookie == NO_RUNS {
         r.u32()? as usize
     } else if cookie as u16 == WITH_RUNS {
-        let size = (cookie >> 16) as usize + 1;
-        r.take(size.div_ceil(8))?;
-        size
+        // A run container holds up to 65,536 values in 4 bytes, and roaring's decoder
+        // expands it before anything can check the count: a few bytes could make it
+        // allocate gigabytes. Strata never writes runs, so bitmaps with runs are refused.
+        return invalid("bitmap: run containers are not accepted");
     } else {
         return invalid("bitmap: unknown cookie");
     };
@@ -726,13 +744,62 @@ mod tests {
                 bitmap
             );
             assert_eq!(get_bitmap(&mut Reader::new(&ours)).unwrap(), bitmap);
-            let mut runs = bitmap.clone();
-            runs.insert_range(100_000..200_000);
+            // roaring's own format is read too, but run containers are refused: they
+            // expand to far more than their bytes.
             let mut theirs = Vec::new();
-            theirs.put_varint(runs.serialized_size() as u64);
-            runs.serialize_into(&mut theirs).unwrap();
-            assert_eq!(get_bitmap(&mut Reader::new(&theirs)).unwrap(), runs);
+            theirs.put_varint(bitmap.serialized_size() as u64);
+            bitmap.serialize_into(&mut theirs).unwrap();
+            assert_eq!(get_bitmap(&mut Reader::new(&theirs)).unwrap(), bitmap);
+            assert!(get_bitmap(&mut Reader::new(&run_bitmap(1))).is_err());
         }
+    }
+
+    /// A portable bitmap of `containers` run containers, each one run covering all 65,536
+    /// values of its key: 10 bytes a container that roaring would expand to 8 KiB.
+    fn run_bitmap(containers: u16) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        let size = usize::from(containers);
+        bytes.put_u32(u32::from(WITH_RUNS) | (u32::from(containers - 1) << 16));
+        bytes.extend(std::iter::repeat_n(0xFF, size.div_ceil(8)));
+        for key in 0..containers {
+            bytes.extend_from_slice(&key.to_le_bytes());
+            bytes.extend_from_slice(&u16::MAX.to_le_bytes());
+        }
+        if size >= 4 {
+            for _ in 0..containers {
+                bytes.put_u32(0);
+            }
+        }
+        for _ in 0..containers {
+            bytes.extend_from_slice(&1u16.to_le_bytes());
+            bytes.extend_from_slice(&0u16.to_le_bytes());
+            bytes.extend_from_slice(&u16::MAX.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        out.put_bytes(&bytes);
+        out
+    }
+
+    #[test]
+    fn run_containers_are_refused_before_they_expand() {
+        // 65,535 full runs: 2^32 values from ~1 MB. roaring itself would decode it.
+        let bomb = run_bitmap(u16::MAX);
+        let mut r = Reader::new(&bomb);
+        let inner = r.bytes().unwrap();
+        assert!(inner.len() < 1 << 20);
+        assert!(matches!(
+            get_bitmap(&mut Reader::new(&bomb)),
+            Err(DecodeError::Invalid(_))
+        ));
+        let small = run_bitmap(1);
+        let mut r = Reader::new(&small);
+        let inner = r.bytes().unwrap();
+        assert!(
+            roaring::RoaringBitmap::deserialize_from(inner)
+                .unwrap()
+                .len()
+                > 60_000
+        );
     }
 
     #[test]

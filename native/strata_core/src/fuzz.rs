@@ -131,9 +131,9 @@ mod tests {
         let mut post = Vec::new();
         TimelineOp::Post(9, 3).encode(&mut post);
         let mut log = Vec::new();
-        let header = journal::segment_header(Kind::SortedSet, 0);
-        log.extend_from_slice(&header);
-        journal::frame(&records, &mut log);
+        let header = journal::format::SegmentHeader::new(Kind::SortedSet, 0);
+        log.extend_from_slice(&header.to_bytes());
+        journal::format::frame(header.salt, &records, &mut log);
         vec![
             state.dump(),
             state.graph.dump(),

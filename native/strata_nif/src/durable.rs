@@ -93,6 +93,8 @@ mod atoms {
         closed,
         journal_failed,
         record_too_large,
+        wrong_kind,
+        not_regular_file,
         io,
         always,
         none,
@@ -118,13 +120,15 @@ fn posix(errno: i32) -> Option<&'static str> {
         28 => "enospc",
         30 => "erofs",
         36 => "enametoolong",
+        40 => "eloop",
         122 => "edquot",
         _ => return None,
     })
 }
 
 /// The reason term of a store error: a posix atom, `{:io, message}`, `{:corrupt, message}`,
-/// `:locked`, `{:journal_failed, message}`, `:closed` or `:record_too_large`.
+/// `:locked`, `{:journal_failed, message}`, `:closed`, `:record_too_large`,
+/// `{:wrong_kind, kind}` or `:not_regular_file`.
 pub fn reason<'a>(env: Env<'a>, e: &StoreError) -> Term<'a> {
     match e {
         StoreError::Io { errno, .. } => match errno.and_then(posix) {
@@ -138,6 +142,8 @@ pub fn reason<'a>(env: Env<'a>, e: &StoreError) -> Term<'a> {
         StoreError::Failed(why) => (atoms::journal_failed(), why.as_str()).encode(env),
         StoreError::Closed => atoms::closed().encode(env),
         StoreError::RecordTooLarge(_) => atoms::record_too_large().encode(env),
+        StoreError::WrongKind(kind) => (atoms::wrong_kind(), atom(env, kind)).encode(env),
+        StoreError::NotRegularFile(_) => atoms::not_regular_file().encode(env),
     }
 }
 
@@ -146,9 +152,16 @@ pub fn error<'a>(env: Env<'a>, e: &StoreError) -> Term<'a> {
     (crate::error(), reason(env, e)).encode(env)
 }
 
-/// `{:error, {:corrupt, message}}` for bytes that failed their checks.
+/// `{:error, {:corrupt, message}}` for bytes that failed their checks, or
+/// `{:error, {:wrong_kind, kind}}` for a whole valid snapshot of another structure.
 pub fn decode_error<'a>(env: Env<'a>, e: &DecodeError) -> Term<'a> {
-    (crate::error(), (atoms::corrupt(), e.to_string())).encode(env)
+    match e {
+        DecodeError::WrongKind { found, .. } => {
+            let kind = strata_core::codec::Kind::from_byte(*found).map_or("unknown", |k| k.name());
+            (crate::error(), (atoms::wrong_kind(), atom(env, kind))).encode(env)
+        }
+        _ => (crate::error(), (atoms::corrupt(), e.to_string())).encode(env),
+    }
 }
 
 /// Raises `Strata.DurabilityError`: a change that could not be recorded (and so was not

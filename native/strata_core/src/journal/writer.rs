@@ -1,0 +1,436 @@
+//! The journal of one durable structure: records appended to a buffer by writers (never
+//! touching the file system on their thread), written and fsynced by the journal's own
+//! thread, and acknowledged as each sync mode promises.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::codec::{self, Kind};
+use crate::persist::Persist;
+
+use super::files::{io_error, read_snapshot_with, sync_dir, Links};
+use super::format::frame;
+use super::recover::{create_segment, replay_closed};
+use super::MAX_RECORD;
+use super::{fault, list, segment_name, snapshot_name, write_atomically, StoreError, SyncMode};
+
+/// Where records go, under the journal's writer lock.
+struct Writer {
+    file: Option<Arc<File>>,
+    gen: u64,
+    /// The current segment's salt, which every record's framing uses.
+    salt: u32,
+    /// Set first thing by `close`: from then on appends fail, so that nothing can be
+    /// appended after close has taken the last batch.
+    closed: bool,
+    /// Segments replaced by a checkpoint and not yet fsynced.
+    retired: Vec<Arc<File>>,
+    failed: Option<StoreError>,
+    /// Framed records appended and not yet written to the file (the journal's thread writes
+    /// them, so that no scheduler thread ever waits on the file system).
+    pending: Vec<u8>,
+}
+
+/// Pending bytes past which writers are made to wait for the journal's thread (with any
+/// sync mode), so that a disk slower than the writers cannot make the buffer grow without
+/// bound.
+const BACKLOG: usize = 16 << 20;
+/// How long the journal's thread sleeps when idle before it looks for work again (a wake-up
+/// it missed costs at most this).
+const IDLE: Duration = Duration::from_millis(5);
+
+struct Waiters<W> {
+    list: Vec<(u64, W)>,
+    closing: bool,
+}
+
+/// Called from the journal's thread with the waiters whose writes are now durable (or
+/// whose fsync failed).
+pub type Notify<W> = Box<dyn Fn(Vec<W>, Result<(), StoreError>) + Send + Sync>;
+
+struct Inner<W> {
+    dir: PathBuf,
+    kind: Kind,
+    mode: SyncMode,
+    writer: Mutex<Writer>,
+    /// Serialises writes and fsyncs: records reach the files in the order they were
+    /// appended, and `synced` never runs ahead of a retired segment's fsync.
+    syncing: Mutex<()>,
+    /// Serialises checkpoints (each starts the next segment).
+    checkpoints: Mutex<()>,
+    /// Records appended (the sequence number of the last one).
+    written: AtomicU64,
+    /// Records written to the OS.
+    flushed: AtomicU64,
+    /// Records fsynced.
+    synced: AtomicU64,
+    waiters: Mutex<Waiters<W>>,
+    wake: Condvar,
+    notify: Notify<W>,
+    /// The directory's lock, held until the journal is closed or dropped.
+    lock: Mutex<Option<File>>,
+}
+
+/// An open journal. Dropping it asks its thread to make everything durable and stop.
+pub struct Journal<W: Send + 'static> {
+    inner: Arc<Inner<W>>,
+    thread: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl<W: Send + 'static> Journal<W> {
+    /// Starts the journal of a recovered directory: records go to segment `gen` (`file`,
+    /// open for appending, with `salt`); `lock` is the directory's lock, held until close.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start(
+        dir: &Path,
+        kind: Kind,
+        mode: SyncMode,
+        gen: u64,
+        file: Arc<File>,
+        salt: u32,
+        notify: Notify<W>,
+        lock: File,
+    ) -> Result<Journal<W>, StoreError> {
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            kind,
+            mode,
+            writer: Mutex::new(Writer {
+                file: Some(file),
+                gen,
+                salt,
+                closed: false,
+                retired: Vec::new(),
+                failed: None,
+                pending: Vec::new(),
+            }),
+            syncing: Mutex::new(()),
+            checkpoints: Mutex::new(()),
+            written: AtomicU64::new(0),
+            flushed: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            waiters: Mutex::new(Waiters {
+                list: Vec::new(),
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            notify,
+            lock: Mutex::new(Some(lock)),
+        });
+        let runner = inner.clone();
+        let handle = thread::Builder::new()
+            .name("strata-journal".into())
+            .spawn(move || runner.run())
+            .map_err(io_error("start the journal thread for", dir))?;
+        Ok(Journal {
+            inner,
+            thread: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Appends one record to the journal's buffer, which its thread writes to the file at
+    /// once (and fsyncs as the sync mode says). Never touches the file system itself, so it
+    /// is safe on a normal scheduler. Returns the record's sequence number.
+    pub fn append(&self, record: &[u8]) -> Result<u64, StoreError> {
+        if record.len() > MAX_RECORD {
+            return Err(StoreError::RecordTooLarge(record.len()));
+        }
+        let mut w = self.inner.writer.lock();
+        if let Some(e) = &w.failed {
+            return Err(e.clone());
+        }
+        if w.closed || w.file.is_none() {
+            return Err(StoreError::Closed);
+        }
+        let first = w.pending.is_empty();
+        let salt = w.salt;
+        frame(salt, record, &mut w.pending);
+        let seq = self.inner.written.fetch_add(1, Ordering::SeqCst) + 1;
+        drop(w);
+        if first {
+            self.inner.wake.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Whether everything appended so far is as durable as the sync mode promises: `Some`
+    /// at once, or `None` after queueing `waiter`, which is notified when it is. With
+    /// `Interval` and `Never` that is at once, unless the buffer holds more than `BACKLOG`
+    /// bytes: then the writer waits until its records are written and fsynced.
+    pub fn acknowledge(&self, waiter: W) -> Option<Result<(), StoreError>> {
+        if self.inner.mode != SyncMode::Always && self.inner.writer.lock().pending.len() < BACKLOG {
+            return Some(Ok(()));
+        }
+        let target = self.inner.written.load(Ordering::SeqCst);
+        if self.inner.synced.load(Ordering::SeqCst) >= target {
+            return Some(Ok(()));
+        }
+        let mut waiters = self.inner.waiters.lock();
+        if let Some(e) = &self.inner.writer.lock().failed {
+            return Some(Err(e.clone()));
+        }
+        if waiters.closing {
+            return Some(Err(StoreError::Closed));
+        }
+        waiters.list.push((target, waiter));
+        self.inner.wake.notify_one();
+        None
+    }
+
+    /// Writes and fsyncs everything appended so far.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.inner.flush(true)
+    }
+
+    /// Holds off other checkpoints of this journal (hold it across [`Journal::rotate`] and
+    /// [`Journal::checkpoint`]; [`Journal::checkpoint_from_log`] takes it itself).
+    pub fn exclusive(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.inner.checkpoints.lock()
+    }
+
+    /// A checkpoint that never holds up writers: starts the next segment, then builds the
+    /// snapshot from the files alone (the newest readable snapshot plus every record after
+    /// it, all in segments now closed), in a second copy of the structure. Returns `false`,
+    /// having written nothing, when those files cannot be read back: the caller then takes
+    /// the snapshot from the live structure instead.
+    pub fn checkpoint_from_log<T: Persist>(&self) -> Result<bool, StoreError> {
+        // Background work: one thread, leaving the other cores to the VM's schedulers.
+        codec::serially(|| self.rebuild_snapshot::<T>())
+    }
+
+    fn rebuild_snapshot<T: Persist>(&self) -> Result<bool, StoreError> {
+        let _one = self.exclusive();
+        let gen = self.rotate()?;
+        let dir = &self.inner.dir;
+        let found = list(dir)?;
+        let base = found
+            .snapshots
+            .iter()
+            .rev()
+            .filter(|&&g| g < gen)
+            .find_map(|&g| {
+                read_snapshot_with::<T>(&dir.join(snapshot_name(g)), Links::Refuse)
+                    .ok()
+                    .map(|v| (g, v))
+            });
+        let Some((from, mut value)) = base else {
+            return Ok(false);
+        };
+        if replay_closed(dir, T::KIND, from, gen, &mut value).is_err() {
+            return Ok(false);
+        }
+        let bytes = value.dump();
+        drop(value);
+        self.checkpoint(gen, &bytes)?;
+        Ok(true)
+    }
+
+    /// Starts the next segment, for a checkpoint: call it while no record can be appended
+    /// (under the structure's lock), right after taking the state to snapshot. The new
+    /// segment's file is made durable first. Returns its generation.
+    pub fn rotate(&self) -> Result<u64, StoreError> {
+        let gen = {
+            let w = self.inner.writer.lock();
+            if let Some(e) = &w.failed {
+                return Err(e.clone());
+            }
+            if w.closed || w.file.is_none() {
+                return Err(StoreError::Closed);
+            }
+            w.gen + 1
+        };
+        let (file, salt) = create_segment(&self.inner.dir, self.inner.kind, gen)?;
+        // Records appended before the switch belong to the old segment: write them there.
+        let _serial = self.inner.syncing.lock();
+        let (old, batch) = {
+            let mut w = self.inner.writer.lock();
+            let batch = std::mem::take(&mut w.pending);
+            let old = w.file.replace(Arc::new(file));
+            w.gen = gen;
+            w.salt = salt;
+            (old, batch)
+        };
+        if let Some(old) = old {
+            self.inner.write_out(&old, &batch, gen - 1)?;
+            self.inner.writer.lock().retired.push(old);
+        }
+        Ok(gen)
+    }
+
+    /// Finishes a checkpoint begun with [`Journal::rotate`]: writes the snapshot of
+    /// generation `gen`, makes the older segments durable, then removes the files no
+    /// recovery needs (all but the newest two snapshots and the segments since the older).
+    pub fn checkpoint(&self, gen: u64, snapshot: &[u8]) -> Result<(), StoreError> {
+        let dir = &self.inner.dir;
+        write_atomically(&dir.join(snapshot_name(gen)), snapshot)?;
+        self.sync()?;
+        let found = list(dir)?;
+        let keep_from = match found.snapshots.len() {
+            0 | 1 => return Ok(()),
+            n => found.snapshots[n - 2],
+        };
+        for &g in found.snapshots.iter().filter(|&&g| g < keep_from) {
+            let _ = fs::remove_file(dir.join(snapshot_name(g)));
+        }
+        for &g in found.segments.iter().filter(|&&g| g < keep_from) {
+            let _ = fs::remove_file(dir.join(segment_name(g)));
+        }
+        sync_dir(dir)
+    }
+
+    /// Makes everything durable, stops the thread and releases the directory. Later
+    /// appends fail with [`StoreError::Closed`].
+    pub fn close(&self) -> Result<(), StoreError> {
+        // No append may slip in after the last batch is taken: refuse them first.
+        self.inner.writer.lock().closed = true;
+        let result = self.inner.flush(true);
+        self.inner.writer.lock().file = None;
+        self.inner.waiters.lock().closing = true;
+        self.inner.wake.notify_all();
+        if let Some(handle) = self.thread.lock().take() {
+            let _ = handle.join();
+        }
+        self.inner.lock.lock().take();
+        match result {
+            Err(StoreError::Closed) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+impl<W: Send + 'static> Drop for Journal<W> {
+    fn drop(&mut self) {
+        // Not joined: a destructor must not wait for an fsync. The thread syncs and exits.
+        self.inner.waiters.lock().closing = true;
+        self.inner.wake.notify_all();
+    }
+}
+
+impl<W: Send + 'static> Inner<W> {
+    /// Writes the pending records to the current segment and, with `fsync`, fsyncs it and
+    /// any retired segment. Marks the journal failed on any error (never retried).
+    fn flush(&self, fsync: bool) -> Result<(), StoreError> {
+        let _serial = self.syncing.lock();
+        let (batch, file, gen, retired, target) = {
+            let mut w = self.writer.lock();
+            if let Some(e) = &w.failed {
+                return Err(e.clone());
+            }
+            let target = self.written.load(Ordering::SeqCst);
+            let batch = std::mem::take(&mut w.pending);
+            let retired = if fsync {
+                std::mem::take(&mut w.retired)
+            } else {
+                Vec::new()
+            };
+            (batch, w.file.clone(), w.gen, retired, target)
+        };
+        match &file {
+            Some(f) => self.write_out(f, &batch, gen)?,
+            None if batch.is_empty() && !retired.is_empty() => {}
+            None => return Err(StoreError::Closed),
+        }
+        self.flushed.fetch_max(target, Ordering::SeqCst);
+        if fsync {
+            for f in retired.iter().chain(file.as_ref()) {
+                if let Err(e) = fault::check("fsync", &self.dir) {
+                    return Err(self.fail(e));
+                }
+                if let Err(e) = f.sync_data() {
+                    return Err(self.fail(io_error("fsync", &self.dir)(e)));
+                }
+            }
+            self.synced.fetch_max(target, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+
+    /// Writes framed records to segment `gen` (under `syncing`).
+    fn write_out(&self, file: &File, batch: &[u8], gen: u64) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut f = file;
+        let path = self.dir.join(segment_name(gen));
+        if let Err(e) = fault::check("append", &path) {
+            // As a real failure may: part of the batch reached the file.
+            let _ = f.write_all(&batch[..batch.len() / 2]);
+            return Err(self.fail(e));
+        }
+        f.write_all(batch)
+            .map_err(|e| self.fail(io_error("append to", &path)(e)))
+    }
+
+    /// Records that the journal failed; returns the error.
+    fn fail(&self, error: StoreError) -> StoreError {
+        self.writer.lock().failed = Some(StoreError::Failed(error.to_string()));
+        error
+    }
+
+    /// The journal's thread: writes appended records to the file as they come, and fsyncs
+    /// when writers wait for it (group commit: one fsync for every writer that arrived
+    /// meanwhile), every interval, or at close.
+    fn run(self: Arc<Self>) {
+        let mut last_sync = std::time::Instant::now();
+        loop {
+            let (closing, waiting) = {
+                let mut waiters = self.waiters.lock();
+                let idle =
+                    self.written.load(Ordering::SeqCst) == self.flushed.load(Ordering::SeqCst);
+                if idle && waiters.list.is_empty() && !waiters.closing {
+                    let nap = match self.mode {
+                        SyncMode::Interval(every) => every.min(IDLE),
+                        _ => IDLE,
+                    };
+                    self.wake.wait_for(&mut waiters, nap);
+                }
+                (waiters.closing, !waiters.list.is_empty())
+            };
+            let unsynced = self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst);
+            let due = match self.mode {
+                SyncMode::Interval(every) => unsynced && last_sync.elapsed() >= every,
+                _ => false,
+            };
+            let fsync = closing || due || (waiting && unsynced);
+            let unwritten =
+                self.written.load(Ordering::SeqCst) > self.flushed.load(Ordering::SeqCst);
+            let result = if fsync || unwritten {
+                self.flush(fsync)
+            } else {
+                Ok(())
+            };
+            if fsync {
+                last_sync = std::time::Instant::now();
+            }
+            let (done, failed): (Vec<W>, Vec<W>) = {
+                let mut waiters = self.waiters.lock();
+                let synced = self.synced.load(Ordering::SeqCst);
+                let all = std::mem::take(&mut waiters.list);
+                let (done, rest): (Vec<_>, Vec<_>) =
+                    all.into_iter().partition(|(target, _)| *target <= synced);
+                let (failed, rest): (Vec<_>, Vec<_>) =
+                    rest.into_iter().partition(|_| result.is_err() || closing);
+                waiters.list = rest;
+                let strip = |v: Vec<(u64, W)>| v.into_iter().map(|(_, w)| w).collect();
+                (strip(done), strip(failed))
+            };
+            if !done.is_empty() {
+                (self.notify)(done, Ok(()));
+            }
+            if !failed.is_empty() {
+                (self.notify)(failed, Err(result.err().unwrap_or(StoreError::Closed)));
+            }
+            if closing {
+                self.lock.lock().take();
+                return;
+            }
+        }
+    }
+}
