@@ -503,4 +503,20 @@ defmodule Strata.DurableTest do
     {:ok, tl} = Timeline.open_durable(dir)
     assert Timeline.stats(tl).posts == 800
   end
+
+  test "whatever add accepts, the journal and the snapshot hold", %{tmp_dir: dir} do
+    big = Bitwise.bsl(1, 8_400_000)
+    huge = Bitwise.bsl(1, 33_000_000) - 1
+    set = SortedSet.new(durable: dir)
+    SortedSet.add(set, big)
+    SortedSet.add(set, {-huge})
+    :ok = SortedSet.close(set)
+    assert {:ok, set} = SortedSet.open_durable(dir)
+    assert SortedSet.to_list(set) == [{-huge}, big] |> Enum.sort()
+    :ok = SortedSet.checkpoint(set)
+    :ok = SortedSet.close(set)
+    assert {:ok, set} = SortedSet.open_durable(dir)
+    assert SortedSet.size(set) == 2
+    :ok = SortedSet.close(set)
+  end
 end

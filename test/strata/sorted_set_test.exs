@@ -310,4 +310,30 @@ defmodule Strata.SortedSetTest do
       assert SortedSet.to_list(set) == [1, 2, 3]
     end
   end
+
+  describe "numbers at the edges of the term order" do
+    test "integers in [2^63, 2^64) nested in terms compare with floats as Erlang does" do
+      set = SortedSet.new()
+      assert {0, _} = SortedSet.index_add(set, {2 ** 63})
+      # {2 ** 63} == {2 ** 63 * 1.0}: the same item.
+      assert {nil, _} = SortedSet.index_add(set, {2 ** 63 * 1.0})
+      assert SortedSet.size(set) == 1
+      assert {1, _} = SortedSet.index_add(set, {1.0e19})
+      assert {0, _} = SortedSet.index_add(set, {-(2 ** 63) - 1})
+      assert {3, _} = SortedSet.index_add(set, [2 ** 64 - 1])
+      assert SortedSet.member?(set, [2 ** 64 * 1.0]) == false
+      assert SortedSet.member?(set, {2 ** 63 * 1.0})
+      items = SortedSet.to_list(set)
+      assert items == Enum.sort(items)
+    end
+
+    test "every integer the VM can make is stored and round-trips through a snapshot",
+         %{} do
+      big = Bitwise.bsl(1, 8_400_000)
+      huge = Bitwise.bsl(1, 33_000_000) - 1
+      set = SortedSet.from_enumerable([big, -big, huge, {big}])
+      assert {:ok, back} = SortedSet.load(SortedSet.dump(set))
+      assert SortedSet.to_list(back) == SortedSet.to_list(set)
+    end
+  end
 end

@@ -422,7 +422,7 @@ fn get_term_at(r: &mut Reader, depth: usize) -> Result<Term, DecodeError> {
                 _ => return invalid("bad integer sign"),
             };
             let magnitude = r.bytes()?;
-            if magnitude.len() > 1 << 20 {
+            if magnitude.len() > crate::term::MAX_BIG_BYTES {
                 return invalid("integer too large");
             }
             let value = BigInt::from_bytes_le(sign, magnitude);

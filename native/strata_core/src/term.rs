@@ -27,6 +27,11 @@ use thin_vec::ThinVec;
 /// Longest binary stored inline in a [`Term`].
 pub const INLINE_BINARY: usize = 14;
 
+/// Largest magnitude of a big integer, in bytes: 2^25 bits, above the BEAM's own limit
+/// (an integer of 33,554,431 bits is already a `system_limit` on OTP 25), so that every
+/// integer the VM can make is stored, written to snapshots and journals, and read back.
+pub const MAX_BIG_BYTES: usize = 1 << 22;
+
 /// An interned atom name. Like atoms in the BEAM, interned names live for the rest of the
 /// process: there are at most as many of them as the VM's atom table allows.
 #[derive(Clone, Copy)]
@@ -420,11 +425,16 @@ impl PrefixWriter {
     fn term(&mut self, term: &Term) -> bool {
         match term {
             Term::Int(i) => self.integer(*i as i128),
-            Term::BigInt(b) => self.last(if b.is_negative() {
-                NUM_NEG_HUGE
-            } else {
-                NUM_POS_HUGE
-            }),
+            // A big integer of magnitude below 2^64 ([2^63, 2^64) and its negative) encodes
+            // as any integer does, so that it orders against floats of that range exactly.
+            Term::BigInt(b) => match b.to_i128() {
+                Some(v) => self.integer(v),
+                None => self.last(if b.is_negative() {
+                    NUM_NEG_HUGE
+                } else {
+                    NUM_POS_HUGE
+                }),
+            },
             Term::Float(f) => self.float(*f),
             Term::Atom(a) => self.push(ATOM) && self.bytes(a.name().as_bytes()),
             Term::SmallBinary(_) | Term::Binary(..) => {
@@ -607,6 +617,65 @@ mod tests {
             (Term::Int(1), Term::Int(2))
         ])
         .is_none());
+    }
+
+    /// Numbers around every boundary of the prefix encoding: 0, 2^53, 2^63, 2^64, both signs,
+    /// as integers, big integers and floats, with neighbours.
+    fn edge_numbers() -> Vec<Term> {
+        let mut out = Vec::new();
+        for base in [
+            0f64,
+            2f64.powi(53),
+            2f64.powi(63),
+            2f64.powi(64),
+            1.0e19,
+            2f64.powi(70),
+        ] {
+            for sign in [1f64, -1f64] {
+                let f = base * sign;
+                out.push(Term::Float(f));
+                out.push(Term::Float(f + 0.5 * sign));
+                let whole = BigInt::from_f64(f).unwrap();
+                for d in [-2i64, -1, 0, 1, 2] {
+                    out.push(Term::integer(&whole + d));
+                }
+                if f.abs() > 1.0 {
+                    out.push(Term::Float(f64::from_bits(f.to_bits() + 1)));
+                    out.push(Term::Float(f64::from_bits(f.to_bits() - 1)));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn nested_numbers_order_as_bare_ones() {
+        // Prefixes must never disagree with the full comparison: `{2^63}` and `{2^63 * 1.0}`
+        // are equal, and `{2^63}` sorts before `{1.0e19}`.
+        let nums = edge_numbers();
+        for a in &nums {
+            for b in &nums {
+                let bare = a.cmp(b);
+                assert_eq!(
+                    t(vec![a.clone()]).cmp(&t(vec![b.clone()])),
+                    bare,
+                    "{a:?} {b:?}"
+                );
+                assert_eq!(
+                    l(vec![a.clone()]).cmp(&l(vec![b.clone()])),
+                    bare,
+                    "{a:?} {b:?}"
+                );
+                let wrapped = |x: &Term| t(vec![Term::atom("k"), x.clone(), Term::Int(1)]);
+                assert_eq!(wrapped(a).cmp(&wrapped(b)), bare, "{a:?} {b:?}");
+            }
+        }
+        let two_63 = Term::integer(BigInt::from(1u64 << 63));
+        assert_eq!(
+            t(vec![two_63.clone()]).cmp(&t(vec![Term::Float(2f64.powi(63))])),
+            Equal
+        );
+        assert_eq!(t(vec![two_63]).cmp(&t(vec![Term::Float(1.0e19)])), Less);
     }
 
     #[test]

@@ -58,10 +58,15 @@ fn decode_at(term: Term, depth: usize) -> Result<Value, &'static str> {
     match term.get_type() {
         TermType::Integer => match term.decode::<i64>() {
             Ok(i) => Ok(Value::Int(i)),
-            Err(_) => term
-                .decode::<BigInt>()
-                .map(Value::integer)
-                .map_err(|_| "an integer"),
+            Err(_) => match term.decode::<BigInt>() {
+                Ok(big)
+                    if (big.bits() as usize).div_ceil(8) <= strata_core::term::MAX_BIG_BYTES =>
+                {
+                    Ok(Value::integer(big))
+                }
+                Ok(_) => Err("an integer above 2^(2^25)"),
+                Err(_) => Err("an integer"),
+            },
         },
         TermType::Float => term
             .decode::<f64>()
