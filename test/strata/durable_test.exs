@@ -474,6 +474,11 @@ defmodule Strata.DurableTest do
       FollowerMap.follow(Timeline.follower_map(tl), 1, 2)
     end
 
+    # Nor through a second timeline over the same graph: its follows would go unrecorded.
+    assert_raise ArgumentError, ~r/argument follower_map: belongs to a durable/, fn ->
+      Timeline.new(follower_map: Timeline.follower_map(tl))
+    end
+
     :ok = Timeline.close(tl)
     assert_raise Strata.DurabilityError, ~r/closed/, fn -> Timeline.insert_post(tl, 1, 1) end
     assert Timeline.get_timeline(tl, 1) == {[], nil}

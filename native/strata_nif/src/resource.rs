@@ -106,6 +106,14 @@ impl<T: Measured> Shared<T> {
         }
     }
 
+    /// The structure that owns this one (whose journal records its changes), if any.
+    pub fn owner(&self) -> Option<&'static str> {
+        match self.log {
+            Log::Owned(owner) => Some(owner),
+            _ => None,
+        }
+    }
+
     /// The journal, if the structure is durable.
     pub fn journal(&self) -> Option<&Arc<SharedJournal>> {
         match &self.log {

@@ -105,6 +105,14 @@ fn timeline_new<'a>(
     backfill: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let follower_map: FollowerMapHandle = arg(map, "follower_map", "a %Strata.FollowerMap{}")?;
+    // A graph owned by a durable timeline changes only through that timeline's journal:
+    // a second timeline following and unfollowing on it would change it unrecorded.
+    if let Some(owner) = follower_map.resource.owner() {
+        return Err(bad_arg(format!(
+            "argument follower_map: belongs to a durable {owner}, whose journal alone records \
+             its changes; give this timeline a graph of its own"
+        )));
+    }
     let options = options(feed_capacity, fanout_limit, backfill)?;
     let resource = ResourceArc::new(TimelineResource {
         graph: follower_map.resource.clone(),
