@@ -212,17 +212,24 @@ defmodule Strata.MemberList do
 
     case Native.blob_recover(dir, opts[:sync]) do
       {:ok, journal, payload, records, report} ->
-        base = if payload == "", do: {:ok, create(opts)}, else: restore(payload)
+        # Whatever happens below, a failed open releases the directory.
+        try do
+          base = if payload == "", do: {:ok, create(opts)}, else: restore(payload)
 
-        with {:ok, list} <- base,
-             :ok <- replay(list, records),
-             list = %{list | journal: journal},
-             :ok <- if(payload == "", do: checkpoint(list), else: :ok) do
-          Durable.opened({:ok, list, report}, dir)
-        else
-          {:error, _} = error ->
+          with {:ok, list} <- base,
+               :ok <- replay(list, records),
+               list = %{list | journal: journal},
+               :ok <- if(payload == "", do: checkpoint(list), else: :ok) do
+            Durable.opened({:ok, list, report}, dir)
+          else
+            {:error, _} = error ->
+              Native.journal_close(journal)
+              error
+          end
+        rescue
+          e ->
             Native.journal_close(journal)
-            error
+            reraise e, __STACKTRACE__
         end
 
       {:error, _} = error ->
@@ -308,8 +315,12 @@ defmodule Strata.MemberList do
 
   # A new list from a snapshot payload, every part checked.
   defp restore(payload) do
-    {:strata_member_list, 1, bucket_size, groups, members} =
-      :erlang.binary_to_term(payload, [:safe])
+    # Like the other structures' snapshots, a payload may name atoms this VM has not made
+    # yet: they are created (load only your own snapshots). What it holds is then checked
+    # as every change is.
+    {:strata_member_list, 1, bucket_size, groups, members} = :erlang.binary_to_term(payload)
+
+    unless is_list(members), do: raise(ArgumentError, "members are not a list")
 
     # Everything is checked before the list's tables are made.
     unless is_integer(bucket_size) and bucket_size in 4..65_536 do
@@ -327,27 +338,25 @@ defmodule Strata.MemberList do
     keys = Enum.map(members, &key(&1, sort))
     SortedSet.add_all(list.set, keys)
 
-    :ets.insert(list.table, for({_, _, id, _} = k <- keys, do: {{:member, id}, k}))
+    :ets.insert(list.table, for({_, _, _, m} = k <- keys, do: {{:member, m.id}, k}))
     :ets.insert(list.table, {:counts, recount(list, order, sort)})
     {:ok, list}
   rescue
-    e in [ArgumentError, MatchError, FunctionClauseError] ->
-      {:error, {:corrupt, "member list: " <> Exception.message(e)}}
+    e -> {:error, {:corrupt, "member list: " <> Exception.message(e)}}
   end
 
   # Applies journal records in order (as the owner, with no journal yet: nothing is
   # recorded again).
   defp replay(list, records) do
     Enum.each(records, fn record ->
-      case :erlang.binary_to_term(record, [:safe]) do
+      case :erlang.binary_to_term(record) do
         {:upsert, member} -> upsert(list, member)
         {:remove, id} -> remove(list, id)
         {:define_groups, groups} -> define_groups(list, groups)
       end
     end)
   rescue
-    e in [ArgumentError, CaseClauseError] ->
-      {:error, {:corrupt, "member list journal: " <> Exception.message(e)}}
+    e -> {:error, {:corrupt, "member list journal: " <> Exception.message(e)}}
   end
 
   # Journals a change before it is applied (a durable list only).
@@ -413,10 +422,10 @@ defmodule Strata.MemberList do
     [{:groups, old_order, _}] = :ets.lookup(list.table, :groups)
     online = total(old_counts) - count_of(old_order, old_counts, :offline)
 
-    for {_, _, id, member} = old <- SortedSet.slice(list.set, 0, online),
+    for {_, _, _, member} = old <- SortedSet.slice(list.set, 0, online),
         (new = key(member, sort)) != old do
       SortedSet.update(list.set, old, new)
-      :ets.insert(list.table, {{:member, id}, new})
+      :ets.insert(list.table, {{:member, member.id}, new})
     end
 
     counts = recount(list, order, sort)
@@ -696,7 +705,8 @@ defmodule Strata.MemberList do
 
   defp zero_counts(order), do: Tuple.duplicate(0, tuple_size(order))
 
-  defp key(%{status: :offline} = m, _sort), do: {@offline_sort, String.downcase(m.name), m.id, m}
+  defp key(%{status: :offline} = m, _sort),
+    do: {@offline_sort, String.downcase(m.name), exact_id(m.id), m}
 
   defp key(m, sort) do
     # The highest hoisted role has the lowest sort value.
@@ -708,8 +718,23 @@ defmodule Strata.MemberList do
         end
       end)
 
-    {group, String.downcase(m.name), m.id, m}
+    {group, String.downcase(m.name), exact_id(m.id), m}
   end
+
+  # The set compares keys with `==`, under which `1` and `1.0` are one id, while members
+  # are told apart by `===`: an id holding a float is keyed by its exact encoding (after
+  # every id without one of the same name), so that no two members ever share a key.
+  defp exact_id(id) when is_integer(id) or is_binary(id) or is_atom(id), do: {0, id}
+
+  defp exact_id(id) do
+    if float_inside?(id), do: {1, :erlang.term_to_binary(id)}, else: {0, id}
+  end
+
+  defp float_inside?(x) when is_float(x), do: true
+  defp float_inside?(x) when is_tuple(x), do: float_inside?(Tuple.to_list(x))
+  defp float_inside?([x | rest]), do: float_inside?(x) or float_inside?(rest)
+  defp float_inside?(%{} = m), do: float_inside?(Map.to_list(m))
+  defp float_inside?(_), do: false
 
   # The display index of the group of a key.
   defp group_index(order, {@offline_sort, _, _, _}), do: tuple_size(order) - 1
@@ -1184,9 +1209,13 @@ defmodule Strata.MemberList do
     end
   end
 
-  defp validate_member!(%{id: _, name: name, roles: roles, status: status})
-       when is_binary(name) and is_list(roles) and is_atom(status),
-       do: :ok
+  # Everything a change needs is checked before it is journaled: the member's shape, and
+  # that the set can store it (the same check the native decoder makes: no pids, refs,
+  # funs or ports, proper lists only), so that a journaled record always replays.
+  defp validate_member!(%{id: _, name: name, roles: roles, status: status} = member)
+       when is_binary(name) and is_list(roles) and is_atom(status) do
+    Native.runtime_check_term(member, "member")
+  end
 
   defp validate_member!(other) do
     raise ArgumentError,

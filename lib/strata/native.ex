@@ -38,6 +38,7 @@ defmodule Strata.Native do
   # Runtime
   def runtime_memory, do: not_loaded()
   def runtime_noop(_term), do: not_loaded()
+  def runtime_check_term(_term, _name), do: not_loaded()
 
   # SortedSet
   def sorted_set_new(_capacity, _bucket_size), do: not_loaded()

@@ -270,4 +270,81 @@ defmodule Strata.MemberListTest do
     assert message =~ "process that created it"
     assert inspect(list) == "#Strata.MemberList<size: 2>"
   end
+
+  describe "ids, members and journals that must not break the list" do
+    @describetag :tmp_dir
+
+    test "ids 1 and 1.0 are two members, each removed on its own" do
+      list = MemberList.new()
+      a = %{id: 1, name: "same", roles: [], status: :online}
+      b = %{id: 1.0, name: "same", roles: [], status: :online}
+      MemberList.upsert(list, a)
+      MemberList.upsert(list, b)
+      assert MemberList.size(list) == 3
+      assert MemberList.slice(list, 0..2) == [{:group, :online, 2}, {:member, a}, {:member, b}]
+      assert MemberList.index_of(list, 1) == 1
+      assert MemberList.index_of(list, 1.0) == 2
+      MemberList.remove(list, 1.0)
+      assert MemberList.slice(list, 0..9) == [{:group, :online, 1}, {:member, a}]
+      MemberList.upsert(list, %{b | id: {1.0}})
+      MemberList.upsert(list, %{b | id: {1}})
+      assert MemberList.size(list) == 4
+    end
+
+    test "a member the set cannot store is refused before it is journaled", %{tmp_dir: dir} do
+      list = MemberList.new(durable: dir)
+      good = %{id: 1, name: "ok", roles: [:r1], status: :online}
+      MemberList.upsert(list, good)
+
+      for bad <- [
+            %{id: 2, name: "pid", roles: [], status: :online, session: self()},
+            %{id: 3, name: "ref", roles: [make_ref()], status: :online},
+            %{id: 4, name: "fun", roles: [], status: :online, f: fn -> :ok end},
+            %{id: 5, name: "improper", roles: [:r1 | :r2], status: :online}
+          ] do
+        assert_raise ArgumentError, ~r/argument member/, fn -> MemberList.upsert(list, bad) end
+      end
+
+      assert MemberList.size(list) == 2
+      :ok = MemberList.close(list)
+      assert {:ok, list} = MemberList.open_durable(dir)
+      assert MemberList.slice(list, 0..9) == [{:group, :online, 1}, {:member, good}]
+      :ok = MemberList.close(list)
+    end
+
+    test "a reopen that fails releases the directory", %{tmp_dir: dir} do
+      list = MemberList.new(durable: dir)
+      MemberList.upsert(list, %{id: 1, name: "ok", roles: [], status: :online})
+      # A record no change could have written (as a damaged or foreign journal holds).
+      :ok = Strata.Native.blob_append(list.journal, :erlang.term_to_binary({:upsert, :junk}))
+      :ok = MemberList.close(list)
+      assert {:error, {:corrupt, _}} = MemberList.open_durable(dir)
+      # Not {:error, :locked}: the failed open let go.
+      assert {:error, {:corrupt, _}} = MemberList.open_durable(dir)
+    end
+
+    test "a durable list holding an atom the reopening VM has never seen reopens",
+         %{tmp_dir: dir} do
+      atom = "strata_status_#{System.unique_integer([:positive])}"
+
+      {out, 0} =
+        Strata.ChildVM.run("""
+        list = Strata.MemberList.new(durable: #{inspect(dir)})
+        Strata.MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: String.to_atom(#{inspect(atom)})})
+        :ok = Strata.MemberList.checkpoint(list)
+        Strata.MemberList.upsert(list, %{id: 2, name: "b", roles: [String.to_atom(#{inspect(atom <> "_role")})], status: :online})
+        :ok = Strata.MemberList.close(list)
+        """)
+
+      assert out == ""
+
+      {out, 0} =
+        Strata.ChildVM.run("""
+        {:ok, list} = Strata.MemberList.open_durable(#{inspect(dir)})
+        IO.inspect(Strata.MemberList.size(list))
+        """)
+
+      assert out == "3\n"
+    end
+  end
 end

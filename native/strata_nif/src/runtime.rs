@@ -34,3 +34,11 @@ fn runtime_memory() -> usize {
 fn runtime_noop(_term: Term) -> Atom {
     crate::ok()
 }
+
+/// `:ok` when `term` can be stored by Strata (the checks of every NIF that stores a term),
+/// or raises `ArgumentError` naming argument `name`. For structures kept in Elixir, which
+/// must refuse a change before they journal it.
+#[rustler::nif]
+fn runtime_check_term(term: Term, name: String) -> rustler::NifResult<Atom> {
+    crate::term::decode(term, &name).map(|_| crate::ok())
+}
