@@ -19,7 +19,16 @@ defmodule Strata.Durable do
   payload, where every count is checked against the bytes left before anything is allocated
   for it; and finally the structure itself (sorted, unique, counts agree, a follow graph's
   two directions hold the same edges). A follow graph's bitmaps are in the standard Roaring
-  portable format. Anything wrong gives `{:error, {:corrupt, why}}`; nothing raises.
+  portable format without run containers (a run container expands to far more than its
+  bytes, so it is refused before it is decoded): nothing in a snapshot can make the decoder
+  allocate more than a small multiple of the snapshot's size. Anything wrong gives
+  `{:error, {:corrupt, why}}`; nothing raises. A whole, checksum-valid snapshot of another
+  kind of structure gives `{:error, {:wrong_kind, kind}}` (`kind` one of `:sorted_set`,
+  `:follower_map`, `:interner`, `:timeline`, `:member_list`).
+
+  `open/1` reads only regular files (a device, a FIFO or a directory is
+  `{:error, :not_regular_file}`, refused without reading or blocking), and never more than
+  the machine's physical memory.
 
   `save/2` writes a temporary file in the target's directory, fsyncs it, renames it over the
   target and fsyncs the directory, so the file is always either the old or the new snapshot.
@@ -41,11 +50,18 @@ defmodule Strata.Durable do
       power loss. Concurrent writers share fsyncs (group commit): the journal's thread
       fsyncs everything written so far while the writers that need it wait (in a `receive`,
       not holding a scheduler), so the fsync rate, not the writer count, bounds throughput.
-    * `{:interval, ms}` - once the record is in the journal (written to the OS microseconds
-      later); fsynced every `ms`. A crash of the VM can lose the records of its last
-      instant; a power loss the last `ms` of changes.
+    * `{:interval, ms}` - once the record is in the journal's buffer in memory; fsynced
+      every `ms`. The journal's thread hands the buffer to the OS as records arrive, except
+      while it fsyncs: a crash of the VM (SIGKILL, a NIF abort) can lose the changes made
+      during the last fsync, typically a few milliseconds of them (on a slow disk more, and
+      at most the 16 MiB backlog below); a power loss the last `ms` of changes on top.
     * `:none` - as `{:interval, ms}`, but fsynced only at `checkpoint/1`, `close/1` and
-      `sync/1`.
+      `sync/1`. A crash of the VM can lose what the buffer holds (at most 16 MiB); a power
+      loss everything since the last of those calls.
+
+  `close/1` refuses changes from the moment it starts (they raise `Strata.DurabilityError`
+  and are not applied), then writes and fsyncs everything before it: after `close/1`
+  returns, every change that returned normally is durable, whatever the mode.
 
   With any mode, a writer that finds more than 16 MiB waiting to be written waits until it
   is written and fsynced, so a slow disk slows writers down instead of growing the buffer.
@@ -60,12 +76,22 @@ defmodule Strata.Durable do
   the structure that has it open; opening it twice gives `{:error, :locked}`).
 
   Directory layout: `snap-<generation>.snap`, `log-<generation>.wal` (the records after the
-  snapshot of the same generation) and `LOCK`.
+  snapshot of the same generation) and `LOCK`. Files in it are opened without following
+  symbolic links (a link is `{:error, :eloop}`) and must be regular files.
+
+  A journal segment is a 32-byte header (magic, format version 2, kind, generation, a random
+  salt chosen when the segment is created, CRC32C) and records, each
+  `len, payload_crc, header_crc, payload` where both CRC32Cs start from the salt: a record's
+  bytes are valid only in the segment that wrote them, so neither a payload that holds the
+  bytes of a record, nor zeros left by an unfinished write, can pass for one.
 
   ## Recovery
 
   Opening a directory loads the newest snapshot that passes its checks and replays the
-  journal after it. A torn last record (a write cut short by a crash) is cut off. A snapshot
+  journal after it. A bad record that no valid record follows, in its segment or any later
+  one, is a torn tail (a write cut short by a crash, a full disk, or a checkpoint that made
+  the next segment and then failed) and is cut off; finding that out costs one pass over
+  the journal, whatever its bytes. A snapshot
   that fails its checks is set aside (renamed `*.corrupt`, and logged) and recovery falls
   back to the previous snapshot and a longer journal: the repair comes from the durable copy,
   as a bad sector on a fast disk would be. A damaged record followed by valid ones, a
@@ -75,9 +101,12 @@ defmodule Strata.Durable do
   ## Errors
 
   Functions return `{:error, reason}` with `reason` one of: a `t:File.posix/0` atom (such as
-  `:enoent`, `:eacces`, `:enospc`), `{:io, message}` for other I/O errors, `{:corrupt,
-  message}`, `:locked`, `:closed`, `{:journal_failed, message}` (an earlier write or fsync
-  failed; reopen the structure), or `:not_durable`. A change to a structure whose journal
+  `:enoent`, `:eacces`, `:enospc`, `:eloop`), `{:io, message}` for other I/O errors,
+  `{:corrupt, message}`, `{:wrong_kind, kind}` (the bytes or the directory hold another kind
+  of structure; nothing in the directory is touched), `:not_regular_file`, `:locked`,
+  `:closed`, `{:journal_failed, message}` (an earlier write or fsync failed; reopen the
+  structure), or `:not_durable`. A change whose journal record would exceed 64 MiB raises
+  `Strata.DurabilityError` with reason `:record_too_large` (and is not applied). A change to a structure whose journal
   has failed or is closed raises `Strata.DurabilityError` (and is not applied); so does a
   change whose fsync fails while its writer waits (it was applied but never acknowledged).
 
@@ -101,6 +130,9 @@ defmodule Strata.Durable do
           File.posix()
           | {:io, String.t()}
           | {:corrupt, String.t()}
+          | {:wrong_kind, atom()}
+          | :not_regular_file
+          | :record_too_large
           | :locked
           | :closed
           | {:journal_failed, String.t()}
