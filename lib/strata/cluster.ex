@@ -242,7 +242,7 @@ defmodule Strata.Cluster do
 
   @impl true
   def init(opts) do
-    opts = Keyword.validate!(opts, [:name, durable: nil, sync: :always, timeline: []])
+    opts = Strata.Options.validate!(opts, [:name, durable: nil, sync: :always, timeline: []])
     name = opts[:name]
     scope = scope(name)
     Process.flag(:trap_exit, true)

@@ -171,6 +171,9 @@ defmodule Strata.Durable do
       @spec load(binary()) :: {:ok, t()} | {:error, Strata.Durable.reason()}
       def load(bytes) when is_binary(bytes), do: Strata.Native.unquote(native.(:load))(bytes)
 
+      def load(other),
+        do: raise(ArgumentError, "argument bytes: expected a binary, got: #{inspect(other)}")
+
       @doc """
       Writes a snapshot to `path` atomically: temporary file, fsync, rename, directory fsync.
 
@@ -290,7 +293,7 @@ defmodule Strata.Durable do
   @doc false
   # The `:durable`/`:sync` options and the others, validated.
   def split_options!(opts, defaults) do
-    opts = Keyword.validate!(opts, [durable: nil, sync: :always] ++ defaults)
+    opts = Strata.Options.validate!(opts, [durable: nil, sync: :always] ++ defaults)
     {opts[:durable] && path(opts[:durable]), opts[:sync], Keyword.drop(opts, [:durable, :sync])}
   end
 end

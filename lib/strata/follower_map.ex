@@ -89,7 +89,7 @@ defmodule Strata.FollowerMap do
   """
   @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
   def open_durable(dir, opts \\ []) do
-    opts = Keyword.validate!(opts, sync: :always)
+    opts = Strata.Options.validate!(opts, sync: :always)
     dir = Durable.path(dir)
     dir |> Native.follower_map_recover(opts[:sync]) |> Durable.opened(dir)
   end
@@ -253,7 +253,7 @@ defmodule Strata.FollowerMap do
   end
 
   defp page!(opts) do
-    opts = Keyword.validate!(opts, after: nil, limit: @default_limit)
+    opts = Strata.Options.validate!(opts, after: nil, limit: @default_limit)
     {opts[:after], opts[:limit]}
   end
 

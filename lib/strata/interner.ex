@@ -71,7 +71,7 @@ defmodule Strata.Interner do
   """
   @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
   def open_durable(dir, opts \\ []) do
-    opts = Keyword.validate!(opts, sync: :always)
+    opts = Strata.Options.validate!(opts, sync: :always)
     dir = Durable.path(dir)
     dir |> Native.interner_recover(opts[:sync]) |> Durable.opened(dir)
   end

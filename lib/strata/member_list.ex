@@ -202,7 +202,7 @@ defmodule Strata.MemberList do
   @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
   def open_durable(dir, opts \\ []) do
     opts =
-      Keyword.validate!(opts,
+      Strata.Options.validate!(opts,
         sync: :always,
         groups: [],
         bucket_size: SortedSet.default_bucket_size()
@@ -248,7 +248,7 @@ defmodule Strata.MemberList do
       true
   """
   @spec dump(t()) :: binary()
-  def dump(%__MODULE__{} = list), do: list |> payload() |> Native.blob_seal()
+  def dump(list), do: list |> list!() |> payload() |> Native.blob_seal()
 
   @doc """
   Checks and decodes a snapshot binary made by `dump/1` into a new list owned by the
@@ -262,10 +262,13 @@ defmodule Strata.MemberList do
     with {:ok, payload} <- Native.blob_unseal(bytes), do: restore(payload)
   end
 
+  def load(other),
+    do: raise(ArgumentError, "argument bytes: expected a binary, got: #{inspect(other)}")
+
   @doc "Writes a snapshot of the list to `path` atomically (see `Strata.Durable`)."
   @spec save(t(), Path.t()) :: :ok | {:error, Durable.reason()}
-  def save(%__MODULE__{} = list, path),
-    do: list |> payload() |> Native.blob_save(Durable.path(path))
+  def save(list, path),
+    do: list |> list!() |> payload() |> Native.blob_save(Durable.path(path))
 
   @doc """
   Reads a snapshot file written by `save/2` into a new list owned by the calling process.
@@ -292,16 +295,18 @@ defmodule Strata.MemberList do
     Native.blob_checkpoint(journal, payload(list))
   end
 
+  def checkpoint(other), do: list!(other)
+
   @doc """
   Makes every change to a durable list durable and releases its directory; later changes
   raise `Strata.DurabilityError`.
   """
   @spec close(t()) :: :ok | {:error, Durable.reason()}
-  def close(%__MODULE__{} = list), do: Durable.close(list)
+  def close(list), do: Durable.close(list!(list))
 
   @doc "fsyncs every change made so far to a durable list (see `Strata.Durable`)."
   @spec sync(t()) :: :ok | {:error, Durable.reason()}
-  def sync(%__MODULE__{} = list), do: Durable.sync(list)
+  def sync(list), do: Durable.sync(list!(list))
 
   # The snapshot payload: format version, options, groups and members, in external term
   # format.
@@ -382,7 +387,8 @@ defmodule Strata.MemberList do
       [%{id: :vip, count: 1}, %{id: :online, count: 0}, %{id: :offline, count: 0}]
   """
   @spec define_groups(t(), [%{id: group_id(), position: integer()}]) :: changes()
-  def define_groups(%__MODULE__{} = list, groups) do
+  def define_groups(list, groups) do
+    list = list!(list)
     owner!(list)
     {order, sort} = group_layout(groups)
     record!(list, {:define_groups, groups})
@@ -472,7 +478,8 @@ defmodule Strata.MemberList do
       1
   """
   @spec upsert(t(), member()) :: changes()
-  def upsert(%__MODULE__{} = list, member) do
+  def upsert(list, member) do
+    list = list!(list)
     owner!(list)
     validate_member!(member)
     record!(list, {:upsert, member})
@@ -513,7 +520,8 @@ defmodule Strata.MemberList do
       0
   """
   @spec remove(t(), term()) :: changes()
-  def remove(%__MODULE__{} = list, id) do
+  def remove(list, id) do
+    list = list!(list)
     owner!(list)
 
     case :ets.lookup(list.table, {:member, id}) do
@@ -551,7 +559,8 @@ defmodule Strata.MemberList do
       ]
   """
   @spec subscribe(t(), term(), [Range.t()]) :: [op()]
-  def subscribe(%__MODULE__{} = list, subscriber, ranges) do
+  def subscribe(list, subscriber, ranges) do
+    list = list!(list)
     owner!(list)
     ranges = normalize_ranges!(ranges)
     old = drop_subscription(list, subscriber)
@@ -579,7 +588,8 @@ defmodule Strata.MemberList do
       [{:invalidate, 0..9}]
   """
   @spec unsubscribe(t(), term()) :: [op()]
-  def unsubscribe(%__MODULE__{} = list, subscriber) do
+  def unsubscribe(list, subscriber) do
+    list = list!(list)
     owner!(list)
     for r <- drop_subscription(list, subscriber), do: {:invalidate, r}
   end
@@ -603,6 +613,8 @@ defmodule Strata.MemberList do
     raise ArgumentError,
           "argument range: expected a first..last range of non-negative integers, got: #{inspect(range)}"
   end
+
+  def slice(other, _range), do: list!(other)
 
   defp slice_items(_list, [], _first, _last, _pos, _before, acc), do: Enum.reverse(acc)
 
@@ -640,7 +652,9 @@ defmodule Strata.MemberList do
       {2, nil}
   """
   @spec index_of(t(), term()) :: non_neg_integer() | nil
-  def index_of(%__MODULE__{} = list, id) do
+  def index_of(list, id) do
+    list = list!(list)
+
     case :ets.lookup(list.table, {:member, id}) do
       [] ->
         nil
@@ -658,7 +672,8 @@ defmodule Strata.MemberList do
       0
   """
   @spec size(t()) :: non_neg_integer()
-  def size(%__MODULE__{} = list) do
+  def size(list) do
+    list = list!(list)
     counts = counts(list)
     total(counts) + nonempty_before(counts, tuple_size(counts))
   end
@@ -670,7 +685,8 @@ defmodule Strata.MemberList do
       [%{id: :a, count: 0}, %{id: :online, count: 0}, %{id: :offline, count: 0}]
   """
   @spec group_counts(t()) :: [%{id: group_id(), count: non_neg_integer()}]
-  def group_counts(%__MODULE__{} = list) do
+  def group_counts(list) do
+    list = list!(list)
     [{:groups, order, _}] = :ets.lookup(list.table, :groups)
     for {id, c} <- group_pairs(order, counts(list)), do: %{id: id, count: c}
   end
@@ -1201,6 +1217,12 @@ defmodule Strata.MemberList do
   defp elem_or(_tuple, _i), do: nil
 
   # --- validation and subscriptions -------------------------------------------------------
+
+  defp list!(%__MODULE__{} = list), do: list
+
+  defp list!(other) do
+    raise ArgumentError, "argument list: expected a %Strata.MemberList{}, got: #{inspect(other)}"
+  end
 
   defp owner!(list) do
     if :ets.info(list.table, :owner) != self() do

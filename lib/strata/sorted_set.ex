@@ -212,7 +212,7 @@ defmodule Strata.SortedSet do
   defp bucket_size(size) when is_integer(size), do: size
 
   defp bucket_size(opts) when is_list(opts) do
-    Keyword.validate!(opts, bucket_size: @default_bucket_size)[:bucket_size]
+    Strata.Options.validate!(opts, bucket_size: @default_bucket_size)[:bucket_size]
   end
 
   defp bucket_size(other) do
@@ -346,7 +346,7 @@ defmodule Strata.SortedSet do
   """
   @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
   def open_durable(dir, opts \\ []) do
-    opts = Keyword.validate!(opts, sync: :always, bucket_size: @default_bucket_size)
+    opts = Strata.Options.validate!(opts, sync: :always, bucket_size: @default_bucket_size)
     dir = Durable.path(dir)
 
     dir
@@ -410,6 +410,10 @@ defmodule Strata.SortedSet do
       _ -> default
     end
   end
+
+  # Past any index a set can have (the native side takes 64-bit indices).
+  def at(_set, index, default) when is_integer(index) and index >= 0x1_0000_0000_0000_0000,
+    do: default
 
   def at(set, index, default) do
     case Native.sorted_set_at(set, index) do
@@ -503,7 +507,7 @@ defmodule Strata.SortedSet do
   """
   @spec range(t(), item(), item(), keyword()) :: [item()]
   def range(set, min, max, opts \\ []) do
-    opts = Keyword.validate!(opts, limit: 1000, min_inclusive: true, max_inclusive: true)
+    opts = Strata.Options.validate!(opts, limit: 1000, min_inclusive: true, max_inclusive: true)
     limit = opts[:limit]
 
     unless limit == :infinity or (is_integer(limit) and limit >= 0) do
@@ -511,8 +515,8 @@ defmodule Strata.SortedSet do
             "option :limit: expected a non-negative integer or :infinity, got: #{inspect(limit)}"
     end
 
-    lower = bound(min, opts[:min_inclusive])
-    upper = bound(max, opts[:max_inclusive])
+    lower = bound(min, Strata.Options.boolean!(opts[:min_inclusive], :min_inclusive))
+    upper = bound(max, Strata.Options.boolean!(opts[:max_inclusive], :max_inclusive))
     collect_range(set, lower, upper, limit)
   end
 

@@ -120,7 +120,7 @@ defmodule Strata.Timeline do
   @spec open_durable(Path.t(), keyword()) :: {:ok, t()} | {:error, Durable.reason()}
   def open_durable(dir, opts \\ []) do
     opts =
-      Keyword.validate!(opts,
+      Strata.Options.validate!(opts,
         sync: :always,
         feed_capacity: 1000,
         fanout_limit: 10_000,
@@ -225,7 +225,8 @@ defmodule Strata.Timeline do
 
   ## Options
 
-    * `:limit` - items per page (default 50, at most 100).
+    * `:limit` - items per page (default 50, from 1 to 100; a page of none could not
+      tell "no more items" from "none asked for").
     * `:cursor` - the cursor of the previous page.
 
   A malformed cursor gives `{:error, :invalid_cursor}`. An unknown user has an empty
@@ -237,7 +238,12 @@ defmodule Strata.Timeline do
   @spec get_timeline(t(), FollowerMap.user(), keyword()) ::
           {[item()], cursor() | nil} | {:error, :invalid_cursor}
   def get_timeline(tl, user_id, opts \\ []) do
-    opts = Keyword.validate!(opts, limit: 50, cursor: nil)
+    opts = Strata.Options.validate!(opts, limit: 50, cursor: nil)
+    limit = opts[:limit]
+
+    unless is_integer(limit) and limit in 1..100 do
+      raise ArgumentError, "option :limit: expected an integer in 1..100, got: #{inspect(limit)}"
+    end
 
     with {:ok, before} <- decode_cursor(opts[:cursor]) do
       {items, next} = Native.timeline_read(tl, user_id, before, opts[:limit])

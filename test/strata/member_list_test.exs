@@ -250,6 +250,43 @@ defmodule Strata.MemberListTest do
 
     assert_raise ArgumentError, ~r/argument range/, fn -> MemberList.slice(list, :x) end
     assert_raise ArgumentError, fn -> MemberList.new(bucket: 3) end
+    assert_raise ArgumentError, ~r/argument opts/, fn -> MemberList.new(:groups) end
+    assert_raise ArgumentError, ~r/argument bytes/, fn -> MemberList.load(:x) end
+
+    # A handle that is not a member list, to every function that takes one.
+    for call <- [
+          fn -> MemberList.upsert(:nope, %{id: 1, name: "a", roles: [], status: :online}) end,
+          fn -> MemberList.remove(%{}, 1) end,
+          fn -> MemberList.subscribe(self(), :c, [0..9]) end,
+          fn -> MemberList.unsubscribe(:nope, :c) end,
+          fn -> MemberList.slice(:nope, 0..9) end,
+          fn -> MemberList.index_of(:nope, 1) end,
+          fn -> MemberList.size(:nope) end,
+          fn -> MemberList.group_counts(:nope) end,
+          fn -> MemberList.define_groups(:nope, []) end,
+          fn -> MemberList.dump(:nope) end,
+          fn -> MemberList.save(:nope, "/tmp/x") end,
+          fn -> MemberList.checkpoint(:nope) end,
+          fn -> MemberList.close(:nope) end,
+          fn -> MemberList.sync(:nope) end
+        ] do
+      assert_raise ArgumentError, ~r/argument list: expected a %Strata.MemberList{}/, call
+    end
+
+    # Crafted payloads under a valid checksum: {:error, {:corrupt, _}}, never a raise.
+    for payload <- [
+          :erlang.term_to_binary({:strata_member_list, 1, 64, [], :not_a_list}),
+          :erlang.term_to_binary({:strata_member_list, 1, 64, :x, []}),
+          :erlang.term_to_binary({:strata_member_list, 1, 64, [], [%{id: 1}]}),
+          :erlang.term_to_binary(
+            {:strata_member_list, 1, 64, [], [%{id: 1, name: "a", roles: [1 | 2], status: :a}]}
+          ),
+          :erlang.term_to_binary(:junk),
+          "not a term"
+        ] do
+      assert {:error, {:corrupt, _}} =
+               MemberList.load(Strata.SnapshotBytes.seal(:member_list, payload))
+    end
   end
 
   test "only the owner changes the list; anyone reads it" do

@@ -336,4 +336,25 @@ defmodule Strata.SortedSetTest do
       assert SortedSet.to_list(back) == SortedSet.to_list(set)
     end
   end
+
+  describe "errors a caller can handle" do
+    test "indices past any set are past the end, whatever their size" do
+      set = SortedSet.from_enumerable([1, 2])
+      assert SortedSet.at(set, 2 ** 32) == nil
+      assert SortedSet.at(set, 2 ** 64, :none) == :none
+      assert SortedSet.at(set, 2 ** 200, :none) == :none
+    end
+
+    test "options of the wrong kind raise ArgumentError naming them" do
+      set = SortedSet.from_enumerable([1, 2])
+
+      assert_raise ArgumentError, ~r/option :min_inclusive/, fn ->
+        SortedSet.range(set, 1, 2, min_inclusive: nil)
+      end
+
+      assert_raise ArgumentError, ~r/argument opts/, fn -> SortedSet.range(set, 1, 2, :x) end
+      assert_raise ArgumentError, ~r/argument opts/, fn -> SortedSet.new([:bucket_size]) end
+      assert_raise ArgumentError, ~r/argument bytes/, fn -> SortedSet.load(:x) end
+    end
+  end
 end

@@ -295,9 +295,18 @@ defmodule Strata.TimelineTest do
     assert_raise ArgumentError, ~r/argument timeline/, fn -> Timeline.insert_post(:tl, 1, 1) end
     assert_raise ArgumentError, ~r/cannot follow itself/, fn -> Timeline.follow(tl, 3, 3) end
 
-    assert_raise ArgumentError, ~r/argument limit/, fn ->
+    assert_raise ArgumentError, ~r/option :limit/, fn ->
       Timeline.get_timeline(tl, 1, limit: 101)
     end
+
+    # A page of none cannot say whether more items follow: refused, never a nil cursor.
+    Timeline.insert_post(tl, 991, 2)
+
+    assert_raise ArgumentError, ~r/option :limit/, fn ->
+      Timeline.get_timeline(tl, 1, limit: 0)
+    end
+
+    assert_raise ArgumentError, ~r/argument opts/, fn -> Timeline.get_timeline(tl, 1, :x) end
 
     assert_raise ArgumentError, ~r/argument user_id/, fn -> Timeline.get_timeline(tl, -1) end
 
