@@ -79,13 +79,22 @@ defmodule Strata.TimelineTest do
       end
     end
 
+    # A deleted item leaves its author's (or reposter's) own list at once.
     def delete(m, id, kind) do
       case m.records[id] do
-        {^kind, a, false} -> {:ok, %{m | records: Map.put(m.records, id, {kind, a, true})}}
-        {^kind, a, b, false} -> {:ok, %{m | records: Map.put(m.records, id, {kind, a, b, true})}}
-        _ -> {{:error, :not_found}, m}
+        {^kind, a, false} ->
+          {:ok, %{drop_own(m, a, id) | records: Map.put(m.records, id, {kind, a, true})}}
+
+        {^kind, a, b, false} ->
+          {:ok, %{drop_own(m, b, id) | records: Map.put(m.records, id, {kind, a, b, true})}}
+
+        _ ->
+          {{:error, :not_found}, m}
       end
     end
+
+    defp drop_own(m, owner, id),
+      do: %{m | own: Map.update(m.own, owner, [], &List.delete(&1, id))}
 
     def follow(m, a, b) do
       if {a, b} in m.follows do

@@ -362,25 +362,48 @@ impl Timeline {
         Ok(())
     }
 
-    /// Deletes a post: it and every repost of it disappear from every timeline.
+    /// Deletes a post: it and every repost of it disappear from every timeline. It leaves
+    /// its author's own list at once (so that fan-in and backfill never walk over it) and
+    /// followers' feeds as newer items push it out (reads skip it meanwhile).
     pub fn delete_post(&mut self, post: u64) -> Result<(), TimelineError> {
         match self.records.get_mut(&post) {
-            Some(Record::Post { deleted, .. }) if !*deleted => {
+            Some(Record::Post { deleted, author }) if !*deleted => {
                 *deleted = true;
+                let author = *author;
+                self.drop_own(author, post);
                 Ok(())
             }
             _ => Err(TimelineError::NotFound(post)),
         }
     }
 
-    /// Deletes a repost.
+    /// Deletes a repost (it leaves the reposter's own list at once, as a post does).
     pub fn delete_repost(&mut self, repost: u64) -> Result<(), TimelineError> {
         match self.records.get_mut(&repost) {
-            Some(Record::Repost { deleted, .. }) if !*deleted => {
+            Some(Record::Repost {
+                deleted, reposter, ..
+            }) if !*deleted => {
                 *deleted = true;
+                let reposter = *reposter;
+                self.drop_own(reposter, repost);
                 Ok(())
             }
             _ => Err(TimelineError::NotFound(repost)),
+        }
+    }
+
+    /// Removes `id` from `owner`'s own items (`O(log n)` to find, a shift of the shorter
+    /// side to remove).
+    fn drop_own(&mut self, owner: u32, id: u64) {
+        let Some(list) = self.own.get_mut(&owner) else {
+            return;
+        };
+        if let Ok(at) = list.binary_search(&id) {
+            list.remove(at);
+            self.own_entries -= 1;
+        }
+        if list.is_empty() {
+            self.own.remove(&owner);
         }
     }
 
@@ -391,21 +414,40 @@ impl Timeline {
         if self.is_large(followee) {
             return;
         }
-        let recent: Vec<u64> = self
-            .own
-            .get(&followee)
-            .map(|items| {
-                items
-                    .iter()
-                    .rev()
-                    .take(self.options.backfill)
-                    .copied()
-                    .collect()
-            })
-            .unwrap_or_default();
-        for id in recent {
-            self.push_feed(follower, id);
+        let Some(items) = self.own.get(&followee) else {
+            return;
+        };
+        let n = items.len().min(self.options.backfill);
+        if n == 0 {
+            return;
         }
+        let capacity = self.options.feed_capacity;
+        let feed = self.feeds.entry_or_default(follower);
+        let before = feed.len();
+        // One merge of two ascending lists, keeping the newest `capacity` ids: O(feed +
+        // backfill), where pushing them one by one (newest first, each into the middle)
+        // was quadratic.
+        let recent = items.range(items.len() - n..);
+        let mut merged = VecDeque::with_capacity((before + n).min(capacity));
+        let (mut a, mut b) = (feed.iter().rev().peekable(), recent.rev().peekable());
+        while merged.len() < capacity {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x == y => {
+                    b.next();
+                    a.next()
+                }
+                (Some(&&x), Some(&&y)) if x > y => a.next(),
+                (Some(_), None) => a.next(),
+                (_, Some(_)) => b.next(),
+                (None, None) => None,
+            };
+            match next {
+                Some(&id) => merged.push_front(id),
+                None => break,
+            }
+        }
+        *feed = merged;
+        self.feed_entries = self.feed_entries + feed.len() - before;
     }
 
     /// After `follower` unfollowed `followee`: removes the followee's posts and
@@ -442,6 +484,11 @@ impl Timeline {
     /// `None`), newest first: the user's feed merged with the items of the large authors the
     /// user follows, without duplicates. Also returns the id to pass as `before` for the next
     /// page (`None` at the end).
+    ///
+    /// The sources are merged through a heap (`O(log sources)` an id), and one call looks at
+    /// no more than [`READ_WORK`] ids: when deleted items fill that much of the sources, the
+    /// page comes back short (possibly empty) with a cursor to go on from, so that no read
+    /// costs more than a bounded amount of work however many deletes it must skip.
     pub fn read(
         &self,
         graph: &FollowerMap,
@@ -455,49 +502,70 @@ impl Timeline {
                 Some(b) => list.partition_point(|&id| id < b),
             }
         };
-        // Cursors into each source list, walking down from the newest id below `before`.
-        let mut sources: Vec<(&VecDeque<u64>, usize)> = Vec::new();
+        // Each source list, and how many of its ids (from the front) are still to be read.
+        let mut sources: Vec<&VecDeque<u64>> = Vec::new();
         if let Some(feed) = self.feeds.get(&user) {
-            sources.push((feed, below(feed)));
+            sources.push(feed);
         }
         if let Some(following) = graph.following_of(user) {
             for author in following & &self.large {
                 if let Some(own) = self.own.get(&author) {
-                    sources.push((own, below(own)));
+                    sources.push(own);
                 }
             }
         }
+        // (next id, source, its index): the newest unread id of each source on top.
+        let mut heap = std::collections::BinaryHeap::with_capacity(sources.len());
+        for (k, list) in sources.iter().enumerate() {
+            let pos = below(list);
+            if pos > 0 {
+                heap.push((list[pos - 1], k, pos - 1));
+            }
+        }
+        let pop = |heap: &mut std::collections::BinaryHeap<(u64, usize, usize)>| {
+            let (id, k, at) = heap.pop()?;
+            if at > 0 {
+                heap.push((sources[k][at - 1], k, at - 1));
+            }
+            Some(id)
+        };
         let mut items = Vec::with_capacity(limit);
         let mut last: Option<u64> = None;
-        let mut next = None;
+        let mut work = 0;
         while items.len() < limit {
-            // The newest remaining id across the sources.
-            let Some((k, id)) = sources
-                .iter()
-                .enumerate()
-                .filter(|(_, (_, pos))| *pos > 0)
-                .map(|(k, (list, pos))| (k, list[pos - 1]))
-                .max_by_key(|&(_, id)| id)
-            else {
-                break;
+            if work == READ_WORK {
+                // Out of work for this call: go on below the last id looked at.
+                return (items, last);
+            }
+            let Some(id) = pop(&mut heap) else {
+                return (items, None);
             };
-            sources[k].1 -= 1;
+            work += 1;
             if last == Some(id) {
                 continue; // the same item from two sources
             }
             last = Some(id);
             if let Some(item) = self.visible(id) {
                 items.push(item);
-                next = Some(id);
             }
         }
-        let more = sources.iter().any(|(list, pos)| {
-            list.range(..*pos)
-                .any(|&id| Some(id) != last && self.visible(id).is_some())
-        });
-        (items, if more { next } else { None })
+        // A full page: is there anything after it? (Looked for within the same bound.)
+        let next = last;
+        while work < READ_WORK {
+            match pop(&mut heap) {
+                None => return (items, None),
+                Some(id) if Some(id) == last => {}
+                Some(id) if self.visible(id).is_some() => return (items, next),
+                Some(id) => last = Some(id),
+            }
+            work += 1;
+        }
+        (items, next)
     }
 }
+
+/// Most ids one [`Timeline::read`] looks at (visible or not): the bound on a read's work.
+pub const READ_WORK: usize = 4096;
 
 impl Timeline {
     /// Writes the options, the records (ascending ids), the feeds and own lists (ascending
@@ -695,5 +763,100 @@ mod tests {
         let ids: Vec<Item> = tl.read(&graph, 1, None, 10).0;
         assert_eq!(ids, vec![Item::Post(9), Item::Post(7), Item::Post(5)]);
         assert_eq!(tl.stats().feed_entries, 3);
+    }
+
+    #[test]
+    fn a_read_over_many_deletes_does_bounded_work_and_pages_on() {
+        // 30 large authors, each with many deleted posts above one visible post.
+        let mut graph = FollowerMap::new();
+        let mut tl = Timeline::new(Options {
+            feed_capacity: 100_000,
+            fanout_limit: 0,
+            backfill: 0,
+        });
+        let authors = 30u32;
+        for a in 1..=authors {
+            graph.follow(1000, a).unwrap();
+            tl.followed(&graph, 1000, a);
+            tl.insert_post(&graph, u64::from(a), a).unwrap();
+        }
+        let mut id = 1000;
+        for _ in 0..1000 {
+            for a in 1..=authors {
+                id += 1;
+                tl.insert_post(&graph, id, a).unwrap();
+                tl.delete_post(id).unwrap();
+            }
+        }
+        // Deleted posts left their authors' lists: the 30 visible posts come in one page.
+        let (items, next) = tl.read(&graph, 1000, None, 100);
+        assert_eq!(items.len(), authors as usize);
+        assert_eq!(next, None);
+        // Feeds keep deleted ids until pushed out: a reader's own feed full of them.
+        let mut tl = Timeline::new(options(100_000, 1_000_000));
+        tl.insert_post(&graph, 1, 7).unwrap();
+        for id in 2..20_000u64 {
+            tl.insert_post(&graph, id, 7).unwrap();
+        }
+        for id in 2..20_000u64 {
+            tl.delete_post(id).unwrap();
+        }
+        let mut pages = 0;
+        let mut cursor = None;
+        let mut seen = Vec::new();
+        loop {
+            let (items, next) = tl.read(&graph, 7, cursor, 10);
+            pages += 1;
+            seen.extend(items);
+            match next {
+                None => break,
+                Some(c) => cursor = Some(c),
+            }
+        }
+        assert_eq!(seen, vec![Item::Post(1)]);
+        // Each call looked at no more than READ_WORK ids of the 20,000.
+        assert!(pages >= 20_000 / READ_WORK, "{pages} pages");
+    }
+
+    #[test]
+    fn backfill_merges_as_pushing_one_by_one_would() {
+        for (capacity, backfill, feed, own) in [
+            (5usize, 3usize, vec![1u64, 4, 9], vec![2u64, 4, 6, 8, 10]),
+            (3, 10, vec![20, 30], vec![1, 2, 3, 25]),
+            (4, 2, vec![], vec![1, 2, 3]),
+            (
+                100,
+                100,
+                (0..50).map(|i| i * 2).collect(),
+                (0..80).map(|i| i * 3).collect(),
+            ),
+        ] {
+            let mut graph = FollowerMap::new();
+            let mut tl = Timeline::new(Options {
+                feed_capacity: capacity,
+                fanout_limit: 1000,
+                backfill,
+            });
+            for &id in &own {
+                tl.insert_post(&graph, id + 1_000_000, 2).unwrap();
+            }
+            for &id in &feed {
+                tl.insert_post(&graph, id, 1).unwrap();
+            }
+            graph.follow(1, 2).unwrap();
+            tl.followed(&graph, 1, 2);
+            // The model: push the newest `backfill` own ids one at a time.
+            let mut model: VecDeque<u64> = VecDeque::new();
+            for &id in &feed {
+                push_bounded(&mut model, id, capacity);
+            }
+            let own_ids: Vec<u64> = own.iter().map(|i| i + 1_000_000).collect();
+            for &id in own_ids.iter().rev().take(backfill) {
+                push_bounded(&mut model, id, capacity);
+            }
+            assert_eq!(tl.feeds.get(&1), Some(&model));
+            let entries: usize = tl.feeds.iter().map(|(_, f)| f.len()).sum();
+            assert_eq!(tl.stats().feed_entries, entries);
+        }
     }
 }
