@@ -93,4 +93,34 @@ defmodule Strata.SortedSetNativeTest do
         eventually(fun, tries - 1)
     end
   end
+
+  @tag timeout: 300_000
+  test "single large terms go to a dirty scheduler, never hold a normal one" do
+    set = SortedSet.new()
+    big = :binary.copy("x", 50_000_000)
+    map = Map.new(1..200_000, &{&1, &1})
+    list = Enum.to_list(1..500_000)
+    SortedSet.add(set, big)
+
+    reports =
+      Strata.SchedulerCheck.long_schedules(fn ->
+        # Each call returns a small result: only the native call's time is measured.
+        assert SortedSet.index_add(set, map) |> elem(0) == 0
+        assert SortedSet.member?(set, list) == false
+        assert SortedSet.member?(set, map)
+        assert SortedSet.find_index(set, big) == 1
+        assert SortedSet.rank(set, big) == 1
+        assert {0, 0} = SortedSet.update(set, map, {map})
+        assert {_, _} = SortedSet.index_remove(set, {map})
+        assert SortedSet.add_all(set, [list]) == [0]
+        assert SortedSet.range(set, list, list) |> length() == 1
+        assert byte_size(SortedSet.last(set)) == 50_000_000
+        assert byte_size(SortedSet.at(set, 1)) == 50_000_000
+        assert [_, _] = SortedSet.slice(set, 0, 5)
+        assert [_, nil] = SortedSet.at_many(set, [1, 9])
+      end)
+
+    assert reports == []
+    assert SortedSet.check(set) == :ok
+  end
 end

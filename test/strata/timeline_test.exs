@@ -333,4 +333,32 @@ defmodule Strata.TimelineTest do
     assert Timeline.delete_post(tl, 5) == :ok
     assert Timeline.delete_post(tl, 5) == {:error, :not_found}
   end
+
+  @tag timeout: 300_000
+  test "big backfills, unfollows and reads over many deletes never hold a normal scheduler" do
+    tl = Timeline.new(feed_capacity: 100_000, backfill: 100_000, fanout_limit: 1_000_000)
+    for i <- 1..100_000, do: Timeline.insert_post(tl, i, 2)
+    for i <- 1..100_000, do: Timeline.insert_post(tl, 1_000_000 + i, 3)
+    :ok = Timeline.follow(tl, 1, 3)
+
+    fan_in = Timeline.new(fanout_limit: 0, feed_capacity: 100)
+    for a <- 1..2000, do: Timeline.follow(fan_in, 99_999, a)
+
+    for i <- 1..100_000 do
+      Timeline.insert_post(fan_in, 10_000_000 + i, rem(i, 2000) + 1)
+      Timeline.delete_post(fan_in, 10_000_000 + i)
+    end
+
+    reports =
+      Strata.SchedulerCheck.long_schedules(fn ->
+        :ok = Timeline.unfollow(tl, 1, 3)
+        :ok = Timeline.follow(tl, 1, 2)
+        {page, _} = Timeline.get_timeline(tl, 1, limit: 5)
+        assert length(page) == 5
+        assert {[], nil} = Timeline.get_timeline(fan_in, 99_999, limit: 100)
+      end)
+
+    assert reports == []
+    assert Timeline.stats(tl).feed_entries <= 2 * 100_000 + 100_000
+  end
 end

@@ -450,6 +450,16 @@ impl Timeline {
         self.feed_entries = self.feed_entries + feed.len() - before;
     }
 
+    /// Feed entries a follow of `followee` by `follower` would merge (its backfill and the
+    /// follower's feed), and an unfollow would scan: for deciding where to run one.
+    pub fn follow_work(&self, follower: u32, followee: u32) -> usize {
+        let backfill = self
+            .own
+            .get(&followee)
+            .map_or(0, |own| own.len().min(self.options.backfill));
+        backfill + self.feeds.get(&follower).map_or(0, VecDeque::len)
+    }
+
     /// After `follower` unfollowed `followee`: removes the followee's posts and
     /// reposts from the follower's feed.
     pub fn unfollowed(&mut self, follower: u32, followee: u32) {

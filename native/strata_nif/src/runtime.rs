@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use std::time::Instant;
 
-use rustler::{Atom, Env, Term};
+use rustler::{Atom, Encoder, Env, Term};
 
 static NATIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 
@@ -35,10 +35,226 @@ fn runtime_noop(_term: Term) -> Atom {
     crate::ok()
 }
 
+/// Work one call on a normal scheduler may do on a single term (decode, copy or encode), in
+/// weight units (about a byte each, see [`term_weight`]): 64 KiB is ~50 µs of copying. A
+/// call with more reschedules itself on a dirty scheduler ([`reschedule_dirty`]).
+pub const NORMAL_WEIGHT: usize = 64 << 10;
+
+/// What a call may still weigh on a normal scheduler: terms are weighed against it one by
+/// one (their binary bytes, plus 16 a number, atom or container element), each walk
+/// stopping as soon as the budget is spent, so weighing costs at most the budget.
+pub struct Budget(isize);
+
+impl Budget {
+    pub fn new(units: usize) -> Budget {
+        Budget(units as isize)
+    }
+
+    /// The budget of one normal-scheduler call ([`NORMAL_WEIGHT`]).
+    pub fn normal() -> Budget {
+        Budget::new(NORMAL_WEIGHT)
+    }
+
+    pub fn spent(&self) -> bool {
+        self.0 < 0
+    }
+
+    /// Weighs a VM term; whether the budget is now spent.
+    pub fn term(&mut self, term: Term) -> bool {
+        self.walk_term(term, 0);
+        self.spent()
+    }
+
+    /// Weighs a stored value; whether the budget is now spent.
+    pub fn value(&mut self, value: &strata_core::Term) -> bool {
+        self.walk_value(value);
+        self.spent()
+    }
+
+    fn walk_term(&mut self, term: Term, depth: usize) {
+        use rustler::TermType;
+        self.0 -= 16;
+        if self.spent() || depth > crate::term::MAX_DEPTH {
+            return;
+        }
+        match term.get_type() {
+            TermType::Binary => {
+                // A bitstring that is not a binary weighs nothing here: decode refuses it.
+                if let Ok(bin) = rustler::Binary::from_term(term) {
+                    self.0 -= bin.len() as isize;
+                }
+            }
+            // An integer beyond 64 bits could be megabytes, and measuring it would copy it:
+            // it is taken as heavy (such keys are rare, and run dirty).
+            TermType::Integer if term.decode::<i64>().is_err() && term.decode::<u64>().is_err() => {
+                self.0 -= NORMAL_WEIGHT as isize;
+            }
+            TermType::Tuple => {
+                if let Ok(items) = rustler::types::tuple::get_tuple(term) {
+                    for t in items {
+                        self.walk_term(t, depth + 1);
+                        if self.spent() {
+                            return;
+                        }
+                    }
+                }
+            }
+            TermType::List => {
+                let mut rest = term;
+                while let Ok((head, tail)) = rest.list_get_cell() {
+                    self.walk_term(head, depth + 1);
+                    if self.spent() {
+                        return;
+                    }
+                    rest = tail;
+                }
+            }
+            TermType::Map => {
+                if let Some(iter) = rustler::MapIterator::new(term) {
+                    for (k, v) in iter {
+                        self.walk_term(k, depth + 1);
+                        self.walk_term(v, depth + 1);
+                        if self.spent() {
+                            return;
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn walk_value(&mut self, value: &strata_core::Term) {
+        use strata_core::Term as V;
+        self.0 -= 16;
+        if self.spent() {
+            return;
+        }
+        match value {
+            V::Binary(_, b) => self.0 -= b.len() as isize,
+            V::BigInt(b) => self.0 -= (b.bits() / 8) as isize,
+            V::Tuple(_, items) | V::List(_, items) => {
+                for v in items.iter() {
+                    self.walk_value(v);
+                    if self.spent() {
+                        return;
+                    }
+                }
+            }
+            V::Map(_, pairs) => {
+                for (k, v) in pairs.iter() {
+                    self.walk_value(k);
+                    self.walk_value(v);
+                    if self.spent() {
+                        return;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Where a call with a dirty twin is running: on a normal scheduler (with the twin's name,
+/// to reschedule to) or already dirty.
+#[derive(Clone, Copy)]
+pub enum On {
+    Normal(&'static str),
+    Dirty,
+}
+
+impl On {
+    /// On a normal scheduler, when `heavy()` says the call would take too long here: the
+    /// term to return after rescheduling the call (same `args`) as its dirty twin.
+    pub fn moves<'a>(
+        self,
+        env: Env<'a>,
+        args: &[Term<'a>],
+        heavy: impl FnOnce() -> bool,
+    ) -> Option<Term<'a>> {
+        match self {
+            On::Normal(twin) if heavy() => Some(reschedule_dirty(env, twin, args)),
+            _ => None,
+        }
+    }
+
+    /// Whether the call is on a normal scheduler (and must keep to its budget).
+    pub fn is_normal(self) -> bool {
+        matches!(self, On::Normal(_))
+    }
+}
+
+/// Defines a NIF on the normal scheduler and its dirty CPU twin `<name>_dirty`, both
+/// calling `body(env, on, args...)`: the body checks its weight with [`On::moves`] and the
+/// normal one reschedules itself as the twin when its work would exceed the budget. Both
+/// take only `Term` arguments and return `NifResult<Term>`.
+macro_rules! twin_nifs {
+    ($normal:ident, $dirty:ident, $body:path, ($($arg:ident),*)) => {
+        #[rustler::nif]
+        fn $normal<'a>(env: rustler::Env<'a>, $($arg: rustler::Term<'a>),*) -> rustler::NifResult<rustler::Term<'a>> {
+            $body(env, $crate::runtime::On::Normal(stringify!($dirty)), $($arg),*)
+        }
+
+        #[rustler::nif(schedule = "DirtyCpu")]
+        fn $dirty<'a>(env: rustler::Env<'a>, $($arg: rustler::Term<'a>),*) -> rustler::NifResult<rustler::Term<'a>> {
+            $body(env, $crate::runtime::On::Dirty, $($arg),*)
+        }
+    };
+}
+
+pub(crate) use twin_nifs;
+
+/// Reschedules the current call as the NIF named `name` (its dirty CPU twin, taking the same
+/// arguments) and returns the term the NIF must return. The twin's function is found in
+/// rustler's table of this library's NIFs.
+pub fn reschedule_dirty<'a>(env: Env<'a>, name: &str, args: &[Term<'a>]) -> Term<'a> {
+    use rustler::codegen_runtime::inventory;
+    let found = inventory::iter::<rustler::Nif>.into_iter().find(|nif| {
+        // SAFETY: every registered name is a NUL-terminated static string.
+        let registered = unsafe { std::ffi::CStr::from_ptr(nif.name) };
+        registered.to_bytes() == name.as_bytes() && nif.arity as usize == args.len()
+    });
+    let Some(nif) = found else {
+        // A missing twin is a bug of this library: fail loudly, never run long here.
+        return rustler::Atom::from_str(env, "strata_no_dirty_twin")
+            .map(|a| a.encode(env))
+            .unwrap_or_else(|_| crate::error().encode(env));
+    };
+    let raw: Vec<rustler::sys::ErlNifTerm> = args.iter().map(|t| t.as_c_arg()).collect();
+    // SAFETY: `nif` is a NIF of this library with this arity; its name is static; `raw` holds
+    // terms of `env`, which the VM copies before this returns.
+    unsafe {
+        let t = rustler::sys::enif_schedule_nif(
+            env.as_c_arg(),
+            nif.name,
+            rustler::sys::ERL_NIF_DIRTY_JOB_CPU_BOUND as i32,
+            nif.raw_func,
+            raw.len() as i32,
+            raw.as_ptr(),
+        );
+        Term::new(env, t)
+    }
+}
+
 /// `:ok` when `term` can be stored by Strata (the checks of every NIF that stores a term),
 /// or raises `ArgumentError` naming argument `name`. For structures kept in Elixir, which
 /// must refuse a change before they journal it.
-#[rustler::nif]
-fn runtime_check_term(term: Term, name: String) -> rustler::NifResult<Atom> {
-    crate::term::decode(term, &name).map(|_| crate::ok())
+fn check_term<'a>(
+    env: Env<'a>,
+    on: On,
+    term: Term<'a>,
+    name: Term<'a>,
+) -> rustler::NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[term, name], || Budget::normal().term(term)) {
+        return Ok(moved);
+    }
+    let name: String = crate::error::arg(name, "name", "a string")?;
+    crate::term::decode(term, &name).map(|_| crate::ok().encode(env))
 }
+
+twin_nifs!(
+    runtime_check_term,
+    runtime_check_term_dirty,
+    check_term,
+    (term, name)
+);

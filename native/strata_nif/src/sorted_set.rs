@@ -17,7 +17,7 @@ use strata_core::{SortedSet, Term as Value};
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::resource::{Log, Shared};
-use crate::runtime::consume_since;
+use crate::runtime::{consume_since, twin_nifs, Budget, On};
 use crate::term::{decode, decode_list, encode, encode_list};
 
 /// Most items one `slice`/`range` call returns (the Elixir side pages through longer reads).
@@ -106,160 +106,286 @@ fn sorted_set_from_sorted_list<'a>(
     })
 }
 
-#[rustler::nif]
-fn sorted_set_add(set: Term, item: Term) -> NifResult<Option<usize>> {
+// Calls that take or return items of any size have a dirty twin: past the budget of a
+// normal-scheduler call (`runtime::NORMAL_WEIGHT`: a 500k-key map to add, a 1M-element list
+// to look up, a 200 MB binary to return), the call reschedules itself as the twin.
+
+fn heavy_args(args: &[Term]) -> bool {
+    let mut budget = Budget::normal();
+    args.iter().any(|&t| budget.term(t))
+}
+
+fn add<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[set, item], || heavy_args(&[item])) {
+        return Ok(moved);
+    }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    set.write_logged(|s, log| {
+    let index = set.write_logged(|s, log| {
         if !s.contains(&item) {
             log.record(|b| SetOp::Add(&item).encode(b))?;
         }
         Ok(s.insert(item))
-    })
+    })?;
+    Ok(index.encode(env))
 }
 
+twin_nifs!(sorted_set_add, sorted_set_add_dirty, add, (set, item));
+
 /// Adds a batch (at most `MAX_BATCH` items; the Elixir side chunks), returning each index.
-#[rustler::nif]
-fn sorted_set_add_all(env: Env, set: Term, items: Term) -> NifResult<Vec<Option<usize>>> {
+fn add_all<'a>(env: Env<'a>, on: On, set: Term<'a>, items: Term<'a>) -> NifResult<Term<'a>> {
     let began = Instant::now();
-    let set = handle(set)?;
     if items.list_length().map_or(true, |n| n > MAX_BATCH) {
         return Err(bad_arg(format!(
             "argument items: expected a proper list of at most {MAX_BATCH} items"
         )));
     }
+    if let Some(moved) = on.moves(env, &[set, items], || heavy_args(&[items])) {
+        return Ok(moved);
+    }
+    let set = handle(set)?;
     let items = decode_list(items, "items")?;
-    let indices = set.write_logged(|s, log| {
+    let indices: Vec<Option<usize>> = set.write_logged(|s, log| {
         log.record(|b| SetOp::AddAll(&items).encode(b))?;
         Ok(items.into_iter().map(|item| s.insert(item)).collect())
     })?;
     consume_since(env, began);
-    Ok(indices)
+    Ok(indices.encode(env))
 }
 
-#[rustler::nif]
-fn sorted_set_remove(set: Term, item: Term) -> NifResult<Option<usize>> {
+twin_nifs!(
+    sorted_set_add_all,
+    sorted_set_add_all_dirty,
+    add_all,
+    (set, items)
+);
+
+fn remove<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[set, item], || heavy_args(&[item])) {
+        return Ok(moved);
+    }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    set.write_logged(|s, log| {
+    let index = set.write_logged(|s, log| {
         if s.contains(&item) {
             log.record(|b| SetOp::Remove(&item).encode(b))?;
         }
         Ok(s.remove(&item))
-    })
+    })?;
+    Ok(index.encode(env))
 }
 
-#[rustler::nif]
-fn sorted_set_update(set: Term, old: Term, new: Term) -> NifResult<(Option<usize>, Option<usize>)> {
+twin_nifs!(
+    sorted_set_remove,
+    sorted_set_remove_dirty,
+    remove,
+    (set, item)
+);
+
+fn update<'a>(
+    env: Env<'a>,
+    on: On,
+    set: Term<'a>,
+    old: Term<'a>,
+    new: Term<'a>,
+) -> NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[set, old, new], || heavy_args(&[old, new])) {
+        return Ok(moved);
+    }
     let set = handle(set)?;
     let old = decode(old, "old")?;
     let new = decode(new, "new")?;
-    set.write_logged(|s, log| {
+    let moved = set.write_logged(|s, log| {
         log.record(|b| SetOp::Update(&old, &new).encode(b))?;
         Ok(s.replace(&old, new))
-    })
+    })?;
+    Ok(moved.encode(env))
 }
+
+twin_nifs!(
+    sorted_set_update,
+    sorted_set_update_dirty,
+    update,
+    (set, old, new)
+);
 
 #[rustler::nif]
 fn sorted_set_size(set: Term) -> NifResult<usize> {
     Ok(handle(set)?.read().len())
 }
 
-#[rustler::nif]
-fn sorted_set_member(set: Term, item: Term) -> NifResult<bool> {
+/// A lookup of `item`: decoded (here or, when heavy, on a dirty scheduler), then `f` under
+/// the read lock.
+fn lookup<'a, R: Encoder>(
+    env: Env<'a>,
+    on: On,
+    set: Term<'a>,
+    item: Term<'a>,
+    f: impl FnOnce(&SortedSet, &Value) -> R,
+) -> NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[set, item], || heavy_args(&[item])) {
+        return Ok(moved);
+    }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let found = set.read().contains(&item);
-    Ok(found)
+    let result = f(&set.read(), &item);
+    Ok(result.encode(env))
 }
 
-#[rustler::nif]
-fn sorted_set_find_index(set: Term, item: Term) -> NifResult<Option<usize>> {
-    let set = handle(set)?;
-    let item = decode(item, "item")?;
-    let index = set.read().find_index(&item);
-    Ok(index)
+fn member<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Term<'a>> {
+    lookup(env, on, set, item, |s, v| s.contains(v))
 }
 
-#[rustler::nif]
-fn sorted_set_rank(set: Term, item: Term) -> NifResult<usize> {
-    let set = handle(set)?;
-    let item = decode(item, "item")?;
-    let rank = set.read().rank(&item);
-    Ok(rank)
+fn find_index<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Term<'a>> {
+    lookup(env, on, set, item, |s, v| s.find_index(v))
 }
 
-#[rustler::nif]
-fn sorted_set_at<'a>(env: Env<'a>, set: Term<'a>, index: Term<'a>) -> NifResult<Term<'a>> {
-    let set = handle(set)?;
-    let index = count(index, "index")?;
-    let item = set.read().at(index).cloned();
-    Ok(optional(env, item.as_ref()))
+fn rank<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Term<'a>> {
+    lookup(env, on, set, item, |s, v| s.rank(v))
 }
+
+twin_nifs!(
+    sorted_set_member,
+    sorted_set_member_dirty,
+    member,
+    (set, item)
+);
+twin_nifs!(
+    sorted_set_find_index,
+    sorted_set_find_index_dirty,
+    find_index,
+    (set, item)
+);
+twin_nifs!(sorted_set_rank, sorted_set_rank_dirty, rank, (set, item));
+
+/// One stored item, found by `pick` under the read lock: copied and encoded here when it is
+/// light, on a dirty scheduler when it is heavy (checked before anything is copied).
+fn one<'a>(
+    env: Env<'a>,
+    on: On,
+    args: &[Term<'a>],
+    set: &SortedSetResource,
+    pick: impl Fn(&SortedSet) -> Option<&Value>,
+) -> NifResult<Term<'a>> {
+    let item = {
+        let guard = set.read();
+        match pick(&guard) {
+            Some(v) if on.is_normal() && Budget::normal().value(v) => Err(()),
+            found => Ok(found.cloned()),
+        }
+    };
+    match item {
+        Ok(item) => Ok(optional(env, item.as_ref())),
+        Err(()) => match on.moves(env, args, || true) {
+            Some(moved) => Ok(moved),
+            None => Err(bad_arg("unreachable")),
+        },
+    }
+}
+
+fn at<'a>(env: Env<'a>, on: On, set: Term<'a>, index: Term<'a>) -> NifResult<Term<'a>> {
+    let resource = handle(set)?;
+    let i = count(index, "index")?;
+    one(env, on, &[set, index], &resource, |s| s.at(i))
+}
+
+fn first<'a>(env: Env<'a>, on: On, set: Term<'a>) -> NifResult<Term<'a>> {
+    let resource = handle(set)?;
+    one(env, on, &[set], &resource, SortedSet::first)
+}
+
+fn last<'a>(env: Env<'a>, on: On, set: Term<'a>) -> NifResult<Term<'a>> {
+    let resource = handle(set)?;
+    one(env, on, &[set], &resource, SortedSet::last)
+}
+
+twin_nifs!(sorted_set_at, sorted_set_at_dirty, at, (set, index));
+twin_nifs!(sorted_set_first, sorted_set_first_dirty, first, (set));
+twin_nifs!(sorted_set_last, sorted_set_last_dirty, last, (set));
 
 /// The items at several indices (at most `MAX_READ`), in the order given; `default` for an
 /// index past the end. Looks them up in ascending order, under one read lock.
-#[rustler::nif]
-fn sorted_set_at_many<'a>(
+fn at_many<'a>(
     env: Env<'a>,
+    on: On,
     set: Term<'a>,
     indices: Term<'a>,
     default: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let began = Instant::now();
-    let set = handle(set)?;
-    let indices: Vec<usize> = arg(indices, "indices", "a list of non-negative integers")?;
-    if indices.len() > MAX_READ {
+    let resource = handle(set)?;
+    let list: Vec<usize> = arg(indices, "indices", "a list of non-negative integers")?;
+    if list.len() > MAX_READ {
         return Err(bad_arg(format!(
             "argument indices: at most {MAX_READ} indices per call, got {}",
-            indices.len()
+            list.len()
         )));
     }
-    let mut order: Vec<usize> = (0..indices.len()).collect();
-    order.sort_unstable_by_key(|&k| indices[k]);
-    let guard = set.read();
-    let mut found = vec![None; indices.len()];
+    let mut order: Vec<usize> = (0..list.len()).collect();
+    order.sort_unstable_by_key(|&k| list[k]);
+    let guard = resource.read();
+    let mut found = vec![None; list.len()];
     for k in order {
-        found[k] = guard.at(indices[k]);
+        found[k] = guard.at(list[k]);
+    }
+    let mut budget = Budget::normal();
+    if on.is_normal() && found.iter().flatten().any(|v| budget.value(v)) {
+        drop(found);
+        drop(guard);
+        return on
+            .moves(env, &[set, indices, default], || true)
+            .ok_or_else(|| bad_arg("unreachable"));
     }
     let terms: Vec<Term> = found
         .into_iter()
         .map(|item| item.map_or(default, |v| encode(env, v)))
         .collect();
     let list = terms.encode(env);
+    drop(guard);
     consume_since(env, began);
     Ok(list)
 }
 
-#[rustler::nif]
-fn sorted_set_first<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let item = handle(set)?.read().first().cloned();
-    Ok(optional(env, item.as_ref()))
-}
+twin_nifs!(
+    sorted_set_at_many,
+    sorted_set_at_many_dirty,
+    at_many,
+    (set, indices, default)
+);
 
-#[rustler::nif]
-fn sorted_set_last<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    let item = handle(set)?.read().last().cloned();
-    Ok(optional(env, item.as_ref()))
-}
-
-#[rustler::nif]
-fn sorted_set_slice<'a>(
+fn slice<'a>(
     env: Env<'a>,
+    on: On,
     set: Term<'a>,
     start: Term<'a>,
     amount: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let began = Instant::now();
-    let set = handle(set)?;
+    let resource = handle(set)?;
     let first = count(start, "start")?;
-    let amount = read_limit(amount, "amount")?;
-    let guard = set.read();
-    let list = encode_list(env, guard.slice(first, amount));
+    let n = read_limit(amount, "amount")?;
+    let heavy = || {
+        let mut budget = Budget::normal();
+        let guard = resource.read();
+        let heavy = guard.slice(first, n).any(|v| budget.value(v));
+        heavy
+    };
+    if let Some(moved) = on.moves(env, &[set, start, amount], heavy) {
+        return Ok(moved);
+    }
+    let guard = resource.read();
+    let list = encode_list(env, guard.slice(first, n));
     drop(guard);
     consume_since(env, began);
     Ok(list)
 }
+
+twin_nifs!(
+    sorted_set_slice,
+    sorted_set_slice_dirty,
+    slice,
+    (set, start, amount)
+);
 
 fn read_limit(term: Term, name: &str) -> NifResult<usize> {
     let n = count(term, name)?;
@@ -312,25 +438,48 @@ impl OwnedBound {
 }
 
 /// Up to `limit` items between two bounds, ascending.
-#[rustler::nif]
-fn sorted_set_range<'a>(
+fn range<'a>(
     env: Env<'a>,
+    on: On,
     set: Term<'a>,
     min: Term<'a>,
     max: Term<'a>,
     limit: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let began = Instant::now();
-    let set = handle(set)?;
-    let min = OwnedBound::decode(min, "min")?;
-    let max = OwnedBound::decode(max, "max")?;
-    let limit = read_limit(limit, "limit")?;
-    let guard = set.read();
-    let list = encode_list(env, guard.range(min.as_bound(), max.as_bound()).take(limit));
+    let args = [set, min, max, limit];
+    if let Some(moved) = on.moves(env, &args, || heavy_args(&[min, max])) {
+        return Ok(moved);
+    }
+    let resource = handle(set)?;
+    let lo = OwnedBound::decode(min, "min")?;
+    let hi = OwnedBound::decode(max, "max")?;
+    let n = read_limit(limit, "limit")?;
+    let heavy = || {
+        let mut budget = Budget::normal();
+        let guard = resource.read();
+        let heavy = guard
+            .range(lo.as_bound(), hi.as_bound())
+            .take(n)
+            .any(|v| budget.value(v));
+        heavy
+    };
+    if let Some(moved) = on.moves(env, &args, heavy) {
+        return Ok(moved);
+    }
+    let guard = resource.read();
+    let list = encode_list(env, guard.range(lo.as_bound(), hi.as_bound()).take(n));
     drop(guard);
     consume_since(env, began);
     Ok(list)
 }
+
+twin_nifs!(
+    sorted_set_range,
+    sorted_set_range_dirty,
+    range,
+    (set, min, max, limit)
+);
 
 #[rustler::nif]
 fn sorted_set_memory(set: Term) -> NifResult<usize> {
