@@ -102,6 +102,7 @@ pub fn segment(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::Put;
     use crate::persist::{SetOp, TimelineOp};
     use proptest::prelude::*;
 
@@ -145,14 +146,91 @@ mod tests {
         ]
     }
 
+    /// Most bytes a decoder may hold at once for `n` bytes of input: a constant factor (a
+    /// bitmap container's 8 values a byte, each a 4-byte value in the scratch list, is the
+    /// largest expansion a container type allows) plus fixed buffers.
+    fn bound(n: usize) -> usize {
+        64 * n + (1 << 20)
+    }
+
+    /// Runs a decoder entry point on one thread and checks its peak allocation.
+    fn bounded(what: &str, data: &[u8], f: impl FnOnce(&[u8])) {
+        let ((), peak) = crate::testing::peak_during(|| codec::serially(|| f(data)));
+        assert!(
+            peak <= bound(data.len()),
+            "{what}: {peak} bytes allocated for {} bytes of input",
+            data.len()
+        );
+    }
+
+    fn all(data: &[u8]) {
+        bounded("snapshot", data, snapshot);
+        bounded("payload", data, payload);
+        bounded("record", data, record);
+    }
+
+    #[test]
+    fn containers_cannot_make_the_decoders_allocate_past_the_bound() {
+        // For each container type, a forged count or length at the largest value a varint
+        // holds and at the most the bytes allow, in every kind's payload and in records.
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        for tag in 0u8..8 {
+            for count in [u64::MAX >> 1, 1 << 40, 1 << 20, 300] {
+                let mut v = vec![tag];
+                v.put_varint(count);
+                v.extend(std::iter::repeat_n(0u8, 64));
+                inputs.push(v.clone());
+                // As a sorted set payload: bucket size, count, then the term.
+                let mut p = vec![8u8];
+                p.put_varint(count);
+                p.extend_from_slice(&v);
+                inputs.push(p);
+            }
+        }
+        // Graph payloads whose directions announce many users and huge bitmaps.
+        for users in [1u64 << 40, 1000] {
+            let mut p = Vec::new();
+            p.put_u64(u64::MAX);
+            p.put_u64(users);
+            p.put_varint(users);
+            p.put_u32(1);
+            p.put_varint(1 << 30);
+            p.extend(std::iter::repeat_n(0u8, 100));
+            inputs.push(p);
+        }
+        // A graph whose bitmap holds run containers: 64 full runs in ~500 bytes would be
+        // 4 million values.
+        let mut runs = Vec::new();
+        runs.put_u32(12347 | (63 << 16));
+        runs.extend([0xFF; 8]);
+        for key in 0..64u16 {
+            runs.extend_from_slice(&key.to_le_bytes());
+            runs.extend_from_slice(&u16::MAX.to_le_bytes());
+        }
+        runs.extend(std::iter::repeat_n(0u8, 64 * 4));
+        for _ in 0..64 {
+            runs.extend_from_slice(&[1, 0, 0, 0, 0xFF, 0xFF]);
+        }
+        let mut p = Vec::new();
+        p.put_u64(64 << 16);
+        p.put_u64(2);
+        for _ in 0..2 {
+            p.put_varint(1);
+            p.put_u32(1 << 30);
+            p.put_bytes(&runs);
+        }
+        inputs.push(p);
+        for data in &inputs {
+            all(data);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(400))]
 
         #[test]
         fn random_bytes(data in prop::collection::vec(any::<u8>(), 0..200)) {
-            snapshot(&data);
-            payload(&data);
-            record(&data);
+            all(&data);
         }
 
         #[test]
@@ -173,11 +251,11 @@ mod tests {
                     _ => data.insert(i, byte),
                 }
             }
-            snapshot(&data);
+            bounded("snapshot", &data, snapshot);
             if data.len() > codec::HEADER {
-                payload(&data[codec::HEADER..]);
+                bounded("payload", &data[codec::HEADER..], payload);
             }
-            record(&data);
+            bounded("record", &data, record);
         }
 
         #[test]
@@ -189,7 +267,9 @@ mod tests {
                 let i = at.index(data.len());
                 data[i] ^= byte;
             }
-            segment(&data);
+            let ((), peak) = crate::testing::peak_during(|| segment(&data));
+            // File buffers (1 MiB read, 4 MiB scan) on top of the decoder's bound.
+            prop_assert!(peak <= bound(data.len()) + (8 << 20), "segment: {} bytes", peak);
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod persist;
 pub mod sharded;
 pub mod sorted_set;
 pub mod term;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod timeline;
 
 pub use follower_map::FollowerMap;
