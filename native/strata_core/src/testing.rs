@@ -52,8 +52,3 @@ pub fn peak_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
     let peak = PEAK.with(Cell::get);
     (r, (peak - start).max(0) as usize)
 }
-
-/// Bytes live on this thread now (allocated and not freed).
-pub fn live() -> isize {
-    LIVE.with(Cell::get)
-}
