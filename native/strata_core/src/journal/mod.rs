@@ -34,6 +34,7 @@ use std::time::Duration;
 pub mod fault;
 pub mod files;
 pub mod format;
+pub mod pool;
 pub mod recover;
 pub mod writer;
 

@@ -7,10 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::codec::{self, Kind};
 use crate::persist::Persist;
@@ -19,7 +17,9 @@ use super::files::{io_error, read_snapshot_with, sync_dir, Links};
 use super::format::frame;
 use super::recover::{create_segment, replay_closed};
 use super::MAX_RECORD;
-use super::{fault, list, segment_name, snapshot_name, write_atomically, StoreError, SyncMode};
+use super::{
+    fault, list, pool, segment_name, snapshot_name, write_atomically, StoreError, SyncMode,
+};
 
 /// Where records go, under the journal's writer lock.
 struct Writer {
@@ -42,9 +42,6 @@ struct Writer {
 /// sync mode), so that a disk slower than the writers cannot make the buffer grow without
 /// bound.
 const BACKLOG: usize = 16 << 20;
-/// How long the journal's thread sleeps when idle before it looks for work again (a wake-up
-/// it missed costs at most this).
-const IDLE: Duration = Duration::from_millis(5);
 
 struct Waiters<W> {
     list: Vec<(u64, W)>,
@@ -72,16 +69,20 @@ struct Inner<W> {
     /// Records fsynced.
     synced: AtomicU64,
     waiters: Mutex<Waiters<W>>,
-    wake: Condvar,
+    /// The shared writer's scheduling state of this journal.
+    slot: pool::Slot,
+    /// When the last fsync was made (interval mode).
+    last_sync: Mutex<std::time::Instant>,
     notify: Notify<W>,
     /// The directory's lock, held until the journal is closed or dropped.
     lock: Mutex<Option<File>>,
+    /// Signalled when a closing pass has released `lock`.
+    released: parking_lot::Condvar,
 }
 
 /// An open journal. Dropping it asks its thread to make everything durable and stop.
 pub struct Journal<W: Send + 'static> {
     inner: Arc<Inner<W>>,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
 impl<W: Send + 'static> Journal<W> {
@@ -120,19 +121,13 @@ impl<W: Send + 'static> Journal<W> {
                 list: Vec::new(),
                 closing: false,
             }),
-            wake: Condvar::new(),
+            slot: pool::Slot::default(),
+            last_sync: Mutex::new(std::time::Instant::now()),
             notify,
             lock: Mutex::new(Some(lock)),
+            released: parking_lot::Condvar::new(),
         });
-        let runner = inner.clone();
-        let handle = thread::Builder::new()
-            .name("strata-journal".into())
-            .spawn(move || runner.run())
-            .map_err(io_error("start the journal thread for", dir))?;
-        Ok(Journal {
-            inner,
-            thread: Mutex::new(Some(handle)),
-        })
+        Ok(Journal { inner })
     }
 
     /// Appends one record to the journal's buffer, which its thread writes to the file at
@@ -155,7 +150,7 @@ impl<W: Send + 'static> Journal<W> {
         let seq = self.inner.written.fetch_add(1, Ordering::SeqCst) + 1;
         drop(w);
         if first {
-            self.inner.wake.notify_one();
+            pool::schedule(self.inner.clone());
         }
         Ok(seq)
     }
@@ -180,7 +175,8 @@ impl<W: Send + 'static> Journal<W> {
             return Some(Err(StoreError::Closed));
         }
         waiters.list.push((target, waiter));
-        self.inner.wake.notify_one();
+        drop(waiters);
+        pool::schedule(self.inner.clone());
         None
     }
 
@@ -293,11 +289,14 @@ impl<W: Send + 'static> Journal<W> {
         let result = self.inner.flush(true);
         self.inner.writer.lock().file = None;
         self.inner.waiters.lock().closing = true;
-        self.inner.wake.notify_all();
-        if let Some(handle) = self.thread.lock().take() {
-            let _ = handle.join();
+        // A last pass by the shared writer answers every waiter left (from its own thread:
+        // a scheduler thread cannot send them messages) and releases the directory.
+        pool::schedule(self.inner.clone());
+        let mut lock = self.inner.lock.lock();
+        while lock.is_some() {
+            self.inner.released.wait(&mut lock);
         }
-        self.inner.lock.lock().take();
+        drop(lock);
         match result {
             Err(StoreError::Closed) => Ok(()),
             other => other,
@@ -307,9 +306,10 @@ impl<W: Send + 'static> Journal<W> {
 
 impl<W: Send + 'static> Drop for Journal<W> {
     fn drop(&mut self) {
-        // Not joined: a destructor must not wait for an fsync. The thread syncs and exits.
+        // A destructor must not wait for an fsync: the shared writer syncs and releases the
+        // directory.
         self.inner.waiters.lock().closing = true;
-        self.inner.wake.notify_all();
+        pool::schedule(self.inner.clone());
     }
 }
 
@@ -374,63 +374,71 @@ impl<W: Send + 'static> Inner<W> {
         error
     }
 
-    /// The journal's thread: writes appended records to the file as they come, and fsyncs
-    /// when writers wait for it (group commit: one fsync for every writer that arrived
-    /// meanwhile), every interval, or at close.
-    fn run(self: Arc<Self>) {
-        let mut last_sync = std::time::Instant::now();
-        loop {
-            let (closing, waiting) = {
-                let mut waiters = self.waiters.lock();
-                let idle =
-                    self.written.load(Ordering::SeqCst) == self.flushed.load(Ordering::SeqCst);
-                if idle && waiters.list.is_empty() && !waiters.closing {
-                    let nap = match self.mode {
-                        SyncMode::Interval(every) => every.min(IDLE),
-                        _ => IDLE,
-                    };
-                    self.wake.wait_for(&mut waiters, nap);
-                }
-                (waiters.closing, !waiters.list.is_empty())
-            };
-            let unsynced = self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst);
-            let due = match self.mode {
-                SyncMode::Interval(every) => unsynced && last_sync.elapsed() >= every,
-                _ => false,
-            };
-            let fsync = closing || due || (waiting && unsynced);
-            let unwritten =
-                self.written.load(Ordering::SeqCst) > self.flushed.load(Ordering::SeqCst);
-            let result = if fsync || unwritten {
-                self.flush(fsync)
-            } else {
-                Ok(())
-            };
-            if fsync {
-                last_sync = std::time::Instant::now();
-            }
-            let (done, failed): (Vec<W>, Vec<W>) = {
-                let mut waiters = self.waiters.lock();
-                let synced = self.synced.load(Ordering::SeqCst);
-                let all = std::mem::take(&mut waiters.list);
-                let (done, rest): (Vec<_>, Vec<_>) =
-                    all.into_iter().partition(|(target, _)| *target <= synced);
-                let (failed, rest): (Vec<_>, Vec<_>) =
-                    rest.into_iter().partition(|_| result.is_err() || closing);
-                waiters.list = rest;
-                let strip = |v: Vec<(u64, W)>| v.into_iter().map(|(_, w)| w).collect();
-                (strip(done), strip(failed))
-            };
-            if !done.is_empty() {
-                (self.notify)(done, Ok(()));
-            }
-            if !failed.is_empty() {
-                (self.notify)(failed, Err(result.err().unwrap_or(StoreError::Closed)));
-            }
-            if closing {
-                self.lock.lock().take();
-                return;
-            }
+    /// One pass of the shared writer over this journal: writes appended records to the
+    /// file, and fsyncs when writers wait for it (group commit: one fsync for every writer
+    /// that arrived meanwhile), when an interval fsync is due, or at close. Returns when the
+    /// next interval fsync is due, if one is pending.
+    fn serve(self: &Arc<Self>) -> Option<std::time::Instant> {
+        let (closing, waiting) = {
+            let waiters = self.waiters.lock();
+            (waiters.closing, !waiters.list.is_empty())
+        };
+        let unsynced = self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst);
+        let last_sync = *self.last_sync.lock();
+        let due = match self.mode {
+            SyncMode::Interval(every) => unsynced && last_sync.elapsed() >= every,
+            _ => false,
+        };
+        let fsync = closing || due || (waiting && unsynced);
+        let unwritten = self.written.load(Ordering::SeqCst) > self.flushed.load(Ordering::SeqCst);
+        let result = if fsync || unwritten {
+            self.flush(fsync)
+        } else {
+            Ok(())
+        };
+        if fsync {
+            *self.last_sync.lock() = std::time::Instant::now();
         }
+        let (done, failed): (Vec<W>, Vec<W>) = {
+            let mut waiters = self.waiters.lock();
+            let synced = self.synced.load(Ordering::SeqCst);
+            let all = std::mem::take(&mut waiters.list);
+            let (done, rest): (Vec<_>, Vec<_>) =
+                all.into_iter().partition(|(target, _)| *target <= synced);
+            let (failed, rest): (Vec<_>, Vec<_>) =
+                rest.into_iter().partition(|_| result.is_err() || closing);
+            waiters.list = rest;
+            let strip = |v: Vec<(u64, W)>| v.into_iter().map(|(_, w)| w).collect();
+            (strip(done), strip(failed))
+        };
+        if !done.is_empty() {
+            (self.notify)(done, Ok(()));
+        }
+        if !failed.is_empty() {
+            (self.notify)(failed, Err(result.err().unwrap_or(StoreError::Closed)));
+        }
+        if closing {
+            self.lock.lock().take();
+            self.released.notify_all();
+            return None;
+        }
+        match self.mode {
+            SyncMode::Interval(every)
+                if self.written.load(Ordering::SeqCst) > self.synced.load(Ordering::SeqCst) =>
+            {
+                Some(*self.last_sync.lock() + every)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<W: Send + 'static> pool::Service for Inner<W> {
+    fn slot(&self) -> &pool::Slot {
+        &self.slot
+    }
+
+    fn pass(self: Arc<Self>) -> Option<std::time::Instant> {
+        self.serve()
     }
 }

@@ -1,0 +1,197 @@
+//! The shared writer: a small pool of threads serving every open journal in the process, and
+//! one timer thread for interval fsyncs. A journal is queued when it has work (a record
+//! appended to an empty buffer, a writer waiting for an fsync, a close, an interval fsync
+//! falling due) and served by one worker at a time, so its records keep their order; an
+//! idle journal costs no thread and no CPU (workers and the timer sleep on condition
+//! variables, never polling). A slow or failing disk holds only the worker serving that
+//! journal; the others go on serving the rest.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread;
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+
+/// Something the pool serves: one pass over its work, then when it wants another.
+pub(super) trait Service: Send + Sync + 'static {
+    /// The journal's scheduling state (see [`Slot`]).
+    fn slot(&self) -> &Slot;
+    /// Does what is due; returns when the next pass is due without new work (an interval
+    /// fsync), if ever.
+    fn pass(self: Arc<Self>) -> Option<Instant>;
+}
+
+const IDLE: u8 = 0;
+const QUEUED: u8 = 1;
+const RUNNING: u8 = 2;
+/// Running, and more work arrived meanwhile: queue again after the pass.
+const AGAIN: u8 = 3;
+
+/// Per-journal scheduling state: at most one queue entry and one pass at a time.
+#[derive(Default)]
+pub(super) struct Slot {
+    state: AtomicU8,
+    timer_armed: std::sync::atomic::AtomicBool,
+}
+
+struct Timer {
+    at: Instant,
+    seq: u64,
+    job: Weak<dyn Service>,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Timer {}
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+struct Pool {
+    queue: Mutex<VecDeque<Arc<dyn Service>>>,
+    ready: Condvar,
+    timers: Mutex<(BinaryHeap<Reverse<Timer>>, u64)>,
+    tick: Condvar,
+}
+
+/// Worker threads: enough that a few slow disks do not hold up the rest, few enough to stay
+/// a small, fixed cost (4 to 8, by the machine's cores).
+pub fn workers() -> usize {
+    thread::available_parallelism().map_or(4, |n| n.get().clamp(4, 8))
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<&'static Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            timers: Mutex::new((BinaryHeap::new(), 0)),
+            tick: Condvar::new(),
+        }));
+        for i in 0..workers() {
+            let _ = thread::Builder::new()
+                .name(format!("strata-writer-{i}"))
+                .spawn(move || work(pool));
+        }
+        let _ = thread::Builder::new()
+            .name("strata-timer".into())
+            .spawn(move || time(pool));
+        pool
+    })
+}
+
+/// Asks for a pass of `job`: queues it unless it is queued already, or marks a running pass
+/// to go again.
+pub(super) fn schedule(job: Arc<dyn Service>) {
+    let slot = job.slot();
+    let mut state = slot.state.load(Ordering::Acquire);
+    loop {
+        let (to, enqueue) = match state {
+            IDLE => (QUEUED, true),
+            RUNNING => (AGAIN, false),
+            _ => return, // queued, or already due to run again
+        };
+        match slot
+            .state
+            .compare_exchange(state, to, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => {
+                if enqueue {
+                    let p = pool();
+                    p.queue.lock().push_back(job);
+                    p.ready.notify_one();
+                }
+                return;
+            }
+            Err(now) => state = now,
+        }
+    }
+}
+
+fn work(pool: &'static Pool) {
+    loop {
+        let job = {
+            let mut queue = pool.queue.lock();
+            loop {
+                if let Some(job) = queue.pop_front() {
+                    break job;
+                }
+                pool.ready.wait(&mut queue);
+            }
+        };
+        job.slot().state.store(RUNNING, Ordering::Release);
+        let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.clone().pass()))
+            .unwrap_or(None);
+        if let Some(at) = next {
+            arm(&job, at);
+        }
+        let slot = job.slot();
+        if slot
+            .state
+            .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // More work arrived during the pass.
+            slot.state.store(QUEUED, Ordering::Release);
+            pool.queue.lock().push_back(job);
+            pool.ready.notify_one();
+        }
+    }
+}
+
+/// Schedules a pass of `job` at `at` (once: a journal has at most one timer armed).
+fn arm(job: &Arc<dyn Service>, at: Instant) {
+    if job.slot().timer_armed.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let p = pool();
+    let mut timers = p.timers.lock();
+    timers.1 += 1;
+    let seq = timers.1;
+    timers.0.push(Reverse(Timer {
+        at,
+        seq,
+        job: Arc::downgrade(job),
+    }));
+    p.tick.notify_one();
+}
+
+fn time(pool: &'static Pool) {
+    let mut timers = pool.timers.lock();
+    loop {
+        let now = Instant::now();
+        match timers.0.peek() {
+            None => {
+                pool.tick.wait(&mut timers);
+            }
+            Some(Reverse(t)) if t.at > now => {
+                let at = t.at;
+                pool.tick.wait_until(&mut timers, at);
+            }
+            Some(_) => {
+                if let Some(Reverse(t)) = timers.0.pop() {
+                    if let Some(job) = t.job.upgrade() {
+                        job.slot().timer_armed.store(false, Ordering::Release);
+                        drop(timers);
+                        schedule(job);
+                        timers = pool.timers.lock();
+                    }
+                }
+            }
+        }
+    }
+}
