@@ -141,7 +141,7 @@ impl<W: Send + 'static> Journal<W> {
         if let Some(e) = &w.failed {
             return Err(e.clone());
         }
-        if w.closed || w.file.is_none() {
+        if w.closed {
             return Err(StoreError::Closed);
         }
         let first = w.pending.is_empty();
@@ -237,7 +237,7 @@ impl<W: Send + 'static> Journal<W> {
             if let Some(e) = &w.failed {
                 return Err(e.clone());
             }
-            if w.closed || w.file.is_none() {
+            if w.closed {
                 return Err(StoreError::Closed);
             }
             w.gen + 1
@@ -252,6 +252,12 @@ impl<W: Send + 'static> Journal<W> {
             w.gen = gen;
             w.salt = salt;
             (old, batch)
+        };
+        let old = match old {
+            Some(old) => Some(old),
+            // Closed while idle (everything in it synced): reopened only for what is new.
+            None if !batch.is_empty() => Some(self.inner.reopen(gen - 1)?),
+            None => None,
         };
         if let Some(old) = old {
             self.inner.write_out(&old, &batch, gen - 1)?;
@@ -318,7 +324,7 @@ impl<W: Send + 'static> Inner<W> {
     /// any retired segment. Marks the journal failed on any error (never retried).
     fn flush(&self, fsync: bool) -> Result<(), StoreError> {
         let _serial = self.syncing.lock();
-        let (batch, file, gen, retired, target) = {
+        let (batch, file, gen, retired, target, closed) = {
             let mut w = self.writer.lock();
             if let Some(e) = &w.failed {
                 return Err(e.clone());
@@ -330,12 +336,26 @@ impl<W: Send + 'static> Inner<W> {
             } else {
                 Vec::new()
             };
-            (batch, w.file.clone(), w.gen, retired, target)
+            (batch, w.file.clone(), w.gen, retired, target, w.closed)
+        };
+        // A segment closed while idle is reopened when records come.
+        let file = match file {
+            None if !batch.is_empty() => {
+                let f = self.reopen(gen)?;
+                let mut w = self.writer.lock();
+                if !w.closed && w.gen == gen {
+                    w.file = Some(f.clone());
+                }
+                Some(f)
+            }
+            other => other,
         };
         match &file {
             Some(f) => self.write_out(f, &batch, gen)?,
             None if batch.is_empty() && !retired.is_empty() => {}
-            None => return Err(StoreError::Closed),
+            None if closed => return Err(StoreError::Closed),
+            // Closed while idle: nothing new to write, and all of it fsynced already.
+            None => {}
         }
         self.flushed.fetch_max(target, Ordering::SeqCst);
         if fsync {
@@ -366,6 +386,18 @@ impl<W: Send + 'static> Inner<W> {
         }
         f.write_all(batch)
             .map_err(|e| self.fail(io_error("append to", &path)(e)))
+    }
+
+    /// Opens segment `gen` again for appending (it was closed while idle).
+    fn reopen(&self, gen: u64) -> Result<Arc<File>, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(segment_name(gen));
+        std::fs::OpenOptions::new()
+            .append(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .map(Arc::new)
+            .map_err(|e| self.fail(io_error("open", &path)(e)))
     }
 
     /// Records that the journal failed; returns the error.
@@ -421,6 +453,17 @@ impl<W: Send + 'static> Inner<W> {
             self.lock.lock().take();
             self.released.notify_all();
             return None;
+        }
+        {
+            // Idle with everything fsynced: the segment's file is closed, so that an idle
+            // journal holds one file (its directory's lock), not two. (Never with unsynced
+            // data: an fsync through a later descriptor might not report a writeback error
+            // that happened before it was opened.)
+            let mut w = self.writer.lock();
+            let synced = self.written.load(Ordering::SeqCst) == self.synced.load(Ordering::SeqCst);
+            if synced && w.pending.is_empty() && w.retired.is_empty() {
+                w.file = None;
+            }
         }
         match self.mode {
             SyncMode::Interval(every)
