@@ -34,12 +34,31 @@ const AGAIN: u8 = 3;
 #[derive(Default)]
 pub(super) struct Slot {
     state: AtomicU8,
-    timer_armed: std::sync::atomic::AtomicBool,
+    /// A timer is set for an interval fsync / for a delayed write of new records.
+    fsync_armed: std::sync::atomic::AtomicBool,
+    write_armed: std::sync::atomic::AtomicBool,
+}
+
+/// What a timer is for (each journal has at most one of each set).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Due {
+    Fsync,
+    Write,
+}
+
+impl Slot {
+    fn armed(&self, due: Due) -> &std::sync::atomic::AtomicBool {
+        match due {
+            Due::Fsync => &self.fsync_armed,
+            Due::Write => &self.write_armed,
+        }
+    }
 }
 
 struct Timer {
     at: Instant,
     seq: u64,
+    due: Due,
     job: Weak<dyn Service>,
 }
 
@@ -122,22 +141,34 @@ pub(super) fn schedule(job: Arc<dyn Service>) {
     }
 }
 
+/// How long a worker that just served a journal looks for more work before it sleeps:
+/// writers that append again within it find it awake, and do not pay for waking it.
+const LINGER: std::time::Duration = std::time::Duration::from_micros(200);
+
 fn work(pool: &'static Pool) {
+    let mut busy_until: Option<Instant> = None;
     loop {
-        let job = {
-            let mut queue = pool.queue.lock();
-            loop {
-                if let Some(job) = queue.pop_front() {
-                    break job;
+        let job = loop {
+            if let Some(job) = pool.queue.lock().pop_front() {
+                break job;
+            }
+            match busy_until {
+                Some(until) if Instant::now() < until => thread::yield_now(),
+                _ => {
+                    let mut queue = pool.queue.lock();
+                    while queue.is_empty() {
+                        pool.ready.wait(&mut queue);
+                    }
+                    busy_until = None;
                 }
-                pool.ready.wait(&mut queue);
             }
         };
+        busy_until = Some(Instant::now() + LINGER);
         job.slot().state.store(RUNNING, Ordering::Release);
         let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.clone().pass()))
             .unwrap_or(None);
         if let Some(at) = next {
-            arm(&job, at);
+            arm(&job, at, Due::Fsync);
         }
         let slot = job.slot();
         if slot
@@ -153,21 +184,26 @@ fn work(pool: &'static Pool) {
     }
 }
 
-/// Schedules a pass of `job` at `at` (once: a journal has at most one timer armed).
-fn arm(job: &Arc<dyn Service>, at: Instant) {
-    if job.slot().timer_armed.swap(true, Ordering::AcqRel) {
+/// Schedules a pass of `job` at `at`, for `due` (at most one timer of each kind is set for
+/// a journal at a time).
+pub(super) fn arm(job: &Arc<dyn Service>, at: Instant, due: Due) {
+    if job.slot().armed(due).swap(true, Ordering::AcqRel) {
         return;
     }
     let p = pool();
     let mut timers = p.timers.lock();
     timers.1 += 1;
     let seq = timers.1;
+    let earliest = timers.0.peek().is_none_or(|Reverse(t)| at < t.at);
     timers.0.push(Reverse(Timer {
         at,
         seq,
+        due,
         job: Arc::downgrade(job),
     }));
-    p.tick.notify_one();
+    if earliest {
+        p.tick.notify_one();
+    }
 }
 
 fn time(pool: &'static Pool) {
@@ -185,7 +221,7 @@ fn time(pool: &'static Pool) {
             Some(_) => {
                 if let Some(Reverse(t)) = timers.0.pop() {
                     if let Some(job) = t.job.upgrade() {
-                        job.slot().timer_armed.store(false, Ordering::Release);
+                        job.slot().armed(t.due).store(false, Ordering::Release);
                         drop(timers);
                         schedule(job);
                         timers = pool.timers.lock();

@@ -42,6 +42,9 @@ struct Writer {
 /// sync mode), so that a disk slower than the writers cannot make the buffer grow without
 /// bound.
 const BACKLOG: usize = 16 << 20;
+/// With `Interval` and `Never`, how long records may wait in the buffer before the shared
+/// writer hands them to the OS (so that the records of that moment go in one write).
+const WRITE_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
 
 struct Waiters<W> {
     list: Vec<(u64, W)>,
@@ -150,7 +153,19 @@ impl<W: Send + 'static> Journal<W> {
         let seq = self.inner.written.fetch_add(1, Ordering::SeqCst) + 1;
         drop(w);
         if first {
-            pool::schedule(self.inner.clone());
+            match self.inner.mode {
+                // Writers wait for the fsync: the shared writer starts at once.
+                SyncMode::Always => pool::schedule(self.inner.clone()),
+                // Nobody waits: the records of the next moment go to the OS in one write.
+                _ => {
+                    let job: Arc<dyn pool::Service> = self.inner.clone();
+                    pool::arm(
+                        &job,
+                        std::time::Instant::now() + WRITE_DELAY,
+                        pool::Due::Write,
+                    );
+                }
+            }
         }
         Ok(seq)
     }
