@@ -24,7 +24,7 @@ defmodule DurabilityBench do
     IO.puts("# Strata durable tier (files in #{root})\n")
     :rand.seed(:exsss, 5)
 
-    only = System.get_env("STRATA_BENCH_ONLY", "sorted_set,follower_map,timeline,throughput")
+    only = System.get_env("STRATA_BENCH_ONLY", "sorted_set,follower_map,timeline,throughput,many")
     run? = &String.contains?(only, &1)
 
     rows =
@@ -52,6 +52,7 @@ defmodule DurabilityBench do
     )
 
     if run?.("throughput"), do: throughput(root)
+    if run?.("many"), do: many(root)
     unless System.get_env("STRATA_BENCH_KEEP"), do: File.rm_rf!(root)
   end
 
@@ -219,6 +220,65 @@ defmodule DurabilityBench do
       end
 
     Bench.table(["writers", "in memory", ":none", "{:interval, 10}", ":always"], rows)
+  end
+
+  # Many small durable structures in one VM: OS threads and idle CPU (this OS process's
+  # utime + stime over 3 s), then close and reopen them all.
+  defp many(root) do
+    n = String.to_integer(System.get_env("STRATA_BENCH_MANY", "10000"))
+    IO.puts("\n## #{n} durable sets open in one VM (sync: :always, one write each)\n")
+    threads = fn -> length(File.ls!("/proc/self/task")) end
+
+    cpu = fn ->
+      [_, rest] = String.split(File.read!("/proc/self/stat"), ") ", parts: 2)
+      fields = String.split(rest)
+      String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+    end
+
+    before = threads.()
+
+    {open_us, sets} =
+      :timer.tc(fn ->
+        for i <- 1..n do
+          set = SortedSet.new(durable: Path.join(root, "many-#{i}"), sync: :always)
+          SortedSet.add(set, i)
+          set
+        end
+      end)
+
+    opened = threads.()
+    Process.sleep(500)
+    c0 = cpu.()
+    Process.sleep(3000)
+    idle_ms = (cpu.() - c0) * 10
+    Enum.each(sets, &(:ok = SortedSet.close(&1)))
+
+    {reopen_us, _} =
+      :timer.tc(fn ->
+        for i <- 1..n do
+          {:ok, set} = SortedSet.open_durable(Path.join(root, "many-#{i}"))
+          :ok = SortedSet.close(set)
+        end
+      end)
+
+    Bench.table(
+      [
+        "structures",
+        "OS threads before / open",
+        "idle CPU over 3 s",
+        "open + write",
+        "close + reopen all"
+      ],
+      [
+        [
+          "#{n}",
+          "#{before} / #{opened}",
+          "#{idle_ms} ms",
+          "#{div(open_us, 1000)} ms",
+          "#{div(reopen_us, 1000)} ms"
+        ]
+      ]
+    )
   end
 
   defp run_writers(set, writers, seconds) do

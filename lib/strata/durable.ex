@@ -42,19 +42,24 @@ defmodule Strata.Durable do
   `open_durable(dir, opts)` (or `new(durable: dir)`, which raises instead of returning an
   error) opens a structure kept in directory `dir`, creating it if `dir` holds none. Every
   change is then appended to an append-only journal, each record with its own CRC32C, before
-  the change is applied. The journal's own OS thread writes records to the file as they
-  arrive (so no scheduler ever waits on the disk) and fsyncs as the `:sync` option says,
-  which also says when a change is acknowledged (when the call returns):
+  the change is applied. A shared writer (a pool of 4 to 8 OS threads, by the machine's
+  cores, serving every durable structure of the VM, plus one timer thread) writes records
+  to the files and fsyncs as the `:sync` option says, so no scheduler ever waits on the
+  disk; it wakes only for work, so an idle structure costs no thread and no CPU, and holds
+  one open file (its directory's lock: the journal file is closed once everything in it is
+  fsynced). A slow or failing disk holds up only the writer thread serving it. The `:sync`
+  option also says when a change is acknowledged (when the call returns):
 
     * `:always` (default) - after an fsync covers it. Nothing acknowledged is lost, even on
-      power loss. Concurrent writers share fsyncs (group commit): the journal's thread
-      fsyncs everything written so far while the writers that need it wait (in a `receive`,
-      not holding a scheduler), so the fsync rate, not the writer count, bounds throughput.
+      power loss. Concurrent writers share fsyncs (group commit): the shared writer fsyncs
+      everything written so far while the writers that need it wait (in a `receive`, not
+      holding a scheduler), so the fsync rate, not the writer count, bounds throughput.
     * `{:interval, ms}` - once the record is in the journal's buffer in memory; fsynced
-      every `ms`. The journal's thread hands the buffer to the OS as records arrive, except
-      while it fsyncs: a crash of the VM (SIGKILL, a NIF abort) can lose the changes made
-      during the last fsync, typically a few milliseconds of them (on a slow disk more, and
-      at most the 16 MiB backlog below); a power loss the last `ms` of changes on top.
+      every `ms`. The buffer goes to the OS 1 ms after its first record (one write for the
+      records of that moment), but not while the journal fsyncs: a crash of the VM
+      (SIGKILL, a NIF abort) can lose the changes of the last millisecond, and those made
+      during an fsync under way (on a slow disk more; at most the 16 MiB backlog below); a
+      power loss the last `ms` of changes on top.
     * `:none` - as `{:interval, ms}`, but fsynced only at `checkpoint/1`, `close/1` and
       `sync/1`. A crash of the VM can lose what the buffer holds (at most 16 MiB); a power
       loss everything since the last of those calls.
