@@ -247,12 +247,23 @@ fn follow_here<'a>(
     follower: Term<'a>,
     followee: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    if let Some(moved) = on.moves(env, &[tl, follower, followee], || {
-        heavy_follow(tl, follower, followee)
-    }) {
+    feed_edit(env, on, [tl, follower, followee], |env| {
+        follow(env, tl, follower, followee, true)
+    })
+}
+
+/// A follow or unfollow: here, or as its dirty twin past `DIRTY_FEED_WORK` feed entries.
+fn feed_edit<'a>(
+    env: Env<'a>,
+    on: On,
+    args: [Term<'a>; 3],
+    edit: impl FnOnce(Env<'a>) -> NifResult<bool>,
+) -> NifResult<Term<'a>> {
+    let [tl, follower, followee] = args;
+    if let Some(moved) = on.moves(env, &args, || heavy_follow(tl, follower, followee)) {
         return Ok(moved);
     }
-    follow(env, tl, follower, followee, true).map(|added| added.encode(env))
+    edit(env).map(|changed| changed.encode(env))
 }
 
 twin_nifs!(
@@ -333,12 +344,9 @@ fn unfollow<'a>(
     follower: Term<'a>,
     followee: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    if let Some(moved) = on.moves(env, &[tl, follower, followee], || {
-        heavy_follow(tl, follower, followee)
-    }) {
-        return Ok(moved);
-    }
-    unfollow_now(env, tl, follower, followee).map(|removed| removed.encode(env))
+    feed_edit(env, on, [tl, follower, followee], |env| {
+        unfollow_now(env, tl, follower, followee)
+    })
 }
 
 twin_nifs!(
