@@ -193,15 +193,6 @@ pub fn any_record_after(file: &File, salt: u32, from: u64, size: u64) -> io::Res
     Ok(false)
 }
 
-/// The kind a segment header names, when it is a whole valid header: for telling a
-/// directory of another kind of structure from a damaged one.
-pub fn kind_of(h: &[u8]) -> Option<u8> {
-    (h.len() >= SEGMENT_HEADER
-        && h[0..8] == SEGMENT_MAGIC
-        && u32::from_le_bytes([h[28], h[29], h[30], h[31]]) == crc32c::crc32c(&h[0..28]))
-    .then_some(h[10])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,7 +222,6 @@ mod tests {
             Err(HeaderError::WrongKind(Kind::Timeline as u8))
         );
         assert!(SegmentHeader::parse(&bytes, Kind::Timeline, 6).is_err());
-        assert_eq!(kind_of(&bytes), Some(Kind::Timeline as u8));
         for i in 0..SEGMENT_HEADER {
             let mut bad = bytes;
             bad[i] ^= 4;
