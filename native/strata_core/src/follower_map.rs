@@ -9,6 +9,7 @@
 //! | `known_followers`, `mutuals`, `common_following` | `O(smaller set)` membership tests |
 
 use std::mem::size_of;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
@@ -38,8 +39,8 @@ pub struct Page {
 /// The graph. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Default, Clone)]
 pub struct FollowerMap {
-    followers: ShardedMap<u32, RoaringBitmap>,
-    following: ShardedMap<u32, RoaringBitmap>,
+    followers: ShardedMap<u32, Arc<RoaringBitmap>>,
+    following: ShardedMap<u32, Arc<RoaringBitmap>>,
     edges: u64,
     users: u64,
     /// Running total of the bitmaps' sizes (their portable serialized size, which tracks the
@@ -49,7 +50,10 @@ pub struct FollowerMap {
 
 /// Bytes a hash map entry costs beyond its bitmap's data: key, bitmap header, control byte,
 /// and the table's slack.
-const ENTRY_BYTES: usize = (size_of::<u32>() + size_of::<RoaringBitmap>() + 1) * 8 / 7;
+const ENTRY_BYTES: usize = (size_of::<u32>() + size_of::<Arc<RoaringBitmap>>() + 1) * 8 / 7;
+
+/// Bytes of each bitmap's own allocation (its `Arc`: two counts and the bitmap's header).
+const BITMAP_BYTES: usize = 2 * size_of::<usize>() + size_of::<RoaringBitmap>();
 
 impl FollowerMap {
     pub fn new() -> FollowerMap {
@@ -71,6 +75,7 @@ impl FollowerMap {
         size_of::<Self>()
             + self.bitmap_bytes
             + (self.followers.capacity() + self.following.capacity()) * ENTRY_BYTES
+            + (self.followers.len() + self.following.len()) * BITMAP_BYTES
     }
 
     fn has_edges(&self, user: u32) -> bool {
@@ -156,7 +161,7 @@ impl FollowerMap {
             if !map.contains_key(&key) && !other.contains_key(&key) {
                 self.users += 1;
             }
-            let bitmap = map.entry_or_default(key);
+            let bitmap = map.value_or_default(key);
             let (len, size) = (bitmap.len(), bitmap_size(bitmap));
             for &(_, value) in group {
                 bitmap.insert(value);
@@ -174,31 +179,31 @@ impl FollowerMap {
     }
 
     pub fn follower_count(&self, user: u32) -> u64 {
-        self.followers.get(&user).map_or(0, RoaringBitmap::len)
+        self.followers_of(user).map_or(0, RoaringBitmap::len)
     }
 
     pub fn following_count(&self, user: u32) -> u64 {
-        self.following.get(&user).map_or(0, RoaringBitmap::len)
+        self.following_of(user).map_or(0, RoaringBitmap::len)
     }
 
     /// The bitmap of `user`'s followers, if any.
     pub fn followers_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.followers.get(&user)
+        self.followers.get(&user).map(|b| &**b)
     }
 
     /// The bitmap of the users `user` follows, if any.
     pub fn following_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.following.get(&user)
+        self.following.get(&user).map(|b| &**b)
     }
 
     /// Up to `limit` of `user`'s followers with ids above `after`, ascending.
     pub fn followers(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
-        page(self.followers.get(&user), after, limit)
+        page(self.followers_of(user), after, limit)
     }
 
     /// Up to `limit` of the users `user` follows with ids above `after`, ascending.
     pub fn following(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
-        page(self.following.get(&user), after, limit)
+        page(self.following_of(user), after, limit)
     }
 
     /// The users `viewer` follows who follow `target` ("followed by A, B and 12 others").
@@ -210,8 +215,8 @@ impl FollowerMap {
         limit: usize,
     ) -> Page {
         intersect(
-            self.following.get(&viewer),
-            self.followers.get(&target),
+            self.following_of(viewer),
+            self.followers_of(target),
             after,
             limit,
         )
@@ -220,8 +225,8 @@ impl FollowerMap {
     /// The users who follow `user` and whom `user` follows.
     pub fn mutuals(&self, user: u32, after: Option<u32>, limit: usize) -> Page {
         intersect(
-            self.following.get(&user),
-            self.followers.get(&user),
+            self.following_of(user),
+            self.followers_of(user),
             after,
             limit,
         )
@@ -229,7 +234,7 @@ impl FollowerMap {
 
     /// The users both `a` and `b` follow.
     pub fn common_following(&self, a: u32, b: u32, after: Option<u32>, limit: usize) -> Page {
-        intersect(self.following.get(&a), self.following.get(&b), after, limit)
+        intersect(self.following_of(a), self.following_of(b), after, limit)
     }
 }
 
@@ -321,7 +326,7 @@ impl FollowerMap {
 }
 
 /// One direction of the graph as written to a snapshot.
-fn put_direction(map: &ShardedMap<u32, RoaringBitmap>) -> Vec<u8> {
+fn put_direction(map: &ShardedMap<u32, Arc<RoaringBitmap>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(map.len() * 16);
     let (mut values, mut containers) = (Vec::new(), Vec::new());
     let keys = map.sorted_keys();
@@ -337,7 +342,7 @@ fn put_direction(map: &ShardedMap<u32, RoaringBitmap>) -> Vec<u8> {
 
 /// One direction decoded: its map, users, edges and edge hash.
 struct DecodedDirection {
-    map: ShardedMap<u32, RoaringBitmap>,
+    map: ShardedMap<u32, Arc<RoaringBitmap>>,
     keys: Vec<u32>,
     edges: u64,
     fingerprint: u64,
@@ -376,7 +381,7 @@ fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection,
         }
         d.bitmap_bytes += bitmap_size(&bitmap);
         d.keys.push(key);
-        entries.push((key, bitmap));
+        entries.push((key, Arc::new(bitmap)));
     }
     r.finish()?;
     d.map = ShardedMap::from_distinct(entries);
@@ -417,15 +422,15 @@ fn bitmap_size(bitmap: &RoaringBitmap) -> usize {
     }
 }
 
-fn insert(map: &mut ShardedMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
-    let bitmap = map.entry_or_default(key);
+fn insert(map: &mut ShardedMap<u32, Arc<RoaringBitmap>>, key: u32, value: u32, bytes: &mut usize) {
+    let bitmap = map.value_or_default(key);
     let before = bitmap_size(bitmap);
     bitmap.insert(value);
     *bytes = *bytes + bitmap_size(bitmap) - before;
 }
 
-fn remove(map: &mut ShardedMap<u32, RoaringBitmap>, key: u32, value: u32, bytes: &mut usize) {
-    if let Some(bitmap) = map.get_mut(&key) {
+fn remove(map: &mut ShardedMap<u32, Arc<RoaringBitmap>>, key: u32, value: u32, bytes: &mut usize) {
+    if let Some(bitmap) = map.value_mut(&key) {
         let before = bitmap_size(bitmap);
         bitmap.remove(value);
         let after = bitmap_size(bitmap);

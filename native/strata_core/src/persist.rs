@@ -259,7 +259,7 @@ impl Persist for FollowerMap {
 }
 
 /// A timeline with the graph it owns: what a timeline snapshot and journal hold.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TimelineState {
     pub graph: FollowerMap,
     pub timeline: Timeline,
@@ -650,6 +650,60 @@ mod tests {
                     state.timeline.read(&state.graph, user, None, 100)
                 );
             }
+        }
+
+        /// A clone is a snapshot: the live structure changing afterwards (copying the
+        /// buckets and shards it shared) leaves the clone as it was, and both keep their
+        /// invariants and their memory counts.
+        #[test]
+        fn clones_are_snapshots_that_writes_do_not_touch(
+            base in prop::collection::vec(-300i64..300, 0..600),
+            ops in prop::collection::vec((0u8..3, -320i64..320, 0u32..60, 0u32..60), 1..200),
+        ) {
+            let mut set = set_of(&base, 8);
+            let mut graph = FollowerMap::new();
+            let mut tl = TimelineState {
+                graph: FollowerMap::new(),
+                timeline: Timeline::new(crate::timeline::Options {
+                    feed_capacity: 9, fanout_limit: 40, backfill: 3,
+                }),
+            };
+            for (i, &x) in base.iter().enumerate() {
+                let (a, b) = ((x.unsigned_abs() % 60) as u32, (i % 60) as u32);
+                let _ = graph.follow(a, b);
+                let _ = tl.follow(a, b);
+                let _ = tl.timeline.insert_post(&tl.graph, i as u64 * 2, a);
+            }
+            let (set_copy, graph_copy, tl_copy) = (set.clone(), graph.clone(), tl.clone());
+            let (set_bytes, graph_bytes, tl_bytes) = (set.dump(), graph.dump(), tl.dump());
+            let copy_memory = set_copy.memory();
+            for (n, &(kind, x, a, b)) in ops.iter().enumerate() {
+                match kind {
+                    0 => {
+                        set.insert(Term::Int(x));
+                        let _ = graph.follow(a, b);
+                        let _ = tl.follow(a, b);
+                    }
+                    1 => {
+                        set.remove(&Term::Int(x));
+                        graph.unfollow(a, b);
+                        tl.unfollow(a, b);
+                    }
+                    _ => {
+                        let _ = tl.timeline.insert_post(&tl.graph, 10_000 + n as u64, a);
+                        let _ = tl.timeline.delete_post(x.unsigned_abs() * 2);
+                    }
+                }
+                set.check_invariants().unwrap();
+            }
+            prop_assert_eq!(set_copy.dump(), set_bytes);
+            prop_assert_eq!(set_copy.memory(), copy_memory);
+            set_copy.check_invariants().unwrap();
+            prop_assert_eq!(graph_copy.dump(), graph_bytes);
+            prop_assert_eq!(tl_copy.dump(), tl_bytes);
+            // And the live ones equal what a fresh decode of their own bytes holds.
+            prop_assert_eq!(SortedSet::load(&set.dump()).unwrap().dump(), set.dump());
+            prop_assert_eq!(TimelineState::load(&tl.dump()).unwrap().dump(), tl.dump());
         }
 
         #[test]

@@ -2,8 +2,16 @@
 //! table twice the size, all at once; with millions of entries that one insert takes
 //! milliseconds. Split 256 ways, a growth moves 1/256 of the entries, which keeps every
 //! call short enough for a normal BEAM scheduler.
+//!
+//! Shards are copy-on-write: [`Clone`] copies 256 pointers, and the first change to a shard
+//! that a clone still shares copies that shard alone (1/256 of the entries). A snapshot of a
+//! live structure is therefore a clone taken in microseconds under its lock, encoded after
+//! the lock is released, while writers go on. Values that are large themselves (bitmaps,
+//! feeds) are kept behind an `Arc` by their owner, so that a shard copy copies pointers and
+//! only the value that changes is copied ([`ShardedMap::value_mut`]).
 
 use std::hash::Hash;
+use std::sync::Arc;
 
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
@@ -29,7 +37,7 @@ impl ShardKey for u64 {
 
 #[derive(Debug, Clone)]
 pub struct ShardedMap<K, V> {
-    shards: Vec<HashMap<K, V>>,
+    shards: Vec<Arc<HashMap<K, V>>>,
     len: usize,
     /// Sum of the shards' capacities, kept as they grow (maps never shrink on removal), so
     /// that memory accounting on every write stays `O(1)`.
@@ -39,14 +47,14 @@ pub struct ShardedMap<K, V> {
 impl<K: ShardKey, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(),
             len: 0,
             capacity: 0,
         }
     }
 }
 
-impl<K: ShardKey, V> ShardedMap<K, V> {
+impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     /// A map of `entries`, whose keys must be distinct. Entries are first grouped by shard,
     /// then each shard is built on its own, its table small enough to stay in cache:
     /// inserting millions of keys spread over all 256 tables at once missed the cache on
@@ -61,16 +69,16 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
             groups[k.shard()].push((k, v));
         }
         let mut len = 0;
-        let shards: Vec<HashMap<K, V>> = groups
+        let shards: Vec<Arc<HashMap<K, V>>> = groups
             .into_iter()
             .map(|group| {
                 let mut shard = HashMap::with_capacity(group.len());
                 shard.extend(group);
                 len += shard.len();
-                shard
+                Arc::new(shard)
             })
             .collect();
-        let capacity = shards.iter().map(HashMap::capacity).sum();
+        let capacity = shards.iter().map(|s| s.capacity()).sum();
         ShardedMap {
             shards,
             len,
@@ -95,8 +103,16 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
         self.shards[key.shard()].get(key)
     }
 
+    /// The shard of `key`, for a change: copied first if a clone of the map shares it.
+    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V> {
+        Arc::make_mut(&mut self.shards[key.shard()])
+    }
+
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.shards[key.shard()].get_mut(key)
+        if !self.contains_key(key) {
+            return None; // no copy of a shared shard for a key it does not hold
+        }
+        self.shard_mut(key).get_mut(key)
     }
 
     pub fn contains_key(&self, key: &K) -> bool {
@@ -104,7 +120,7 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let shard = &mut self.shards[key.shard()];
+        let shard = Arc::make_mut(&mut self.shards[key.shard()]);
         let before = shard.capacity();
         let old = shard.insert(key, value);
         self.capacity = self.capacity + shard.capacity() - before;
@@ -113,7 +129,10 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     }
 
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let old = self.shards[key.shard()].remove(key);
+        if !self.contains_key(key) {
+            return None;
+        }
+        let old = self.shard_mut(key).remove(key);
         self.len -= usize::from(old.is_some());
         old
     }
@@ -138,7 +157,7 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
     where
         V: Default,
     {
-        let shard = &mut self.shards[key.shard()];
+        let shard = Arc::make_mut(&mut self.shards[key.shard()]);
         if shard.len() == shard.capacity() && !shard.contains_key(&key) {
             // A full shard grows on this insert: grow it first, and count the growth.
             let before = shard.capacity();
@@ -152,6 +171,24 @@ impl<K: ShardKey, V> ShardedMap<K, V> {
                 entry.insert(V::default())
             }
         }
+    }
+}
+
+impl<K: ShardKey + Clone, X: Clone + Default> ShardedMap<K, Arc<X>> {
+    /// The value of `key` for a change, copied first if a clone of the map still shares it.
+    pub fn value_mut(&mut self, key: &K) -> Option<&mut X> {
+        self.get_mut(key).map(Arc::make_mut)
+    }
+
+    /// [`ShardedMap::value_mut`], inserting the default first if there is none.
+    pub fn value_or_default(&mut self, key: K) -> &mut X {
+        Arc::make_mut(self.entry_or_default(key))
+    }
+
+    /// Removes `key`'s value and returns it (a copy if a clone still shares it).
+    pub fn take(&mut self, key: &K) -> Option<X> {
+        self.remove(key)
+            .map(|v| Arc::try_unwrap(v).unwrap_or_else(|shared| (*shared).clone()))
     }
 }
 
@@ -177,7 +214,7 @@ mod tests {
         assert_eq!(map.len(), 3000);
         assert_eq!(
             map.capacity(),
-            map.shards.iter().map(HashMap::capacity).sum::<usize>()
+            map.shards.iter().map(|s| s.capacity()).sum::<usize>()
         );
         let built = ShardedMap::from_distinct((0..3000u32).map(|k| (k, k)).collect());
         assert_eq!(
@@ -186,7 +223,7 @@ mod tests {
         );
         assert_eq!(
             built.capacity(),
-            built.shards.iter().map(HashMap::capacity).sum::<usize>()
+            built.shards.iter().map(|s| s.capacity()).sum::<usize>()
         );
         let used = map.shards.iter().filter(|s| !s.is_empty()).count();
         assert!(used > 200, "keys spread over {used} shards");

@@ -18,6 +18,7 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use crate::term::Term;
 
@@ -25,6 +26,10 @@ use crate::term::Term;
 pub const DEFAULT_BUCKET_SIZE: usize = 512;
 /// Smallest accepted maximum bucket size.
 pub const MIN_BUCKET_SIZE: usize = 4;
+
+/// Bytes of each bucket's own allocation besides its items: the `Arc`'s two counts and the
+/// `Vec` header.
+const BUCKET_HEADER: usize = 2 * size_of::<usize>() + size_of::<Vec<Term>>();
 /// Largest accepted maximum bucket size (bounds the cost of one insert's `memmove`).
 pub const MAX_BUCKET_SIZE: usize = 65_536;
 
@@ -103,7 +108,9 @@ impl Fenwick {
 /// The set. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Clone)]
 pub struct SortedSet {
-    buckets: Vec<Vec<Term>>,
+    /// Copy-on-write buckets: a clone of the set shares them (a snapshot costs a pointer per
+    /// bucket), and the first change to a shared bucket copies that bucket alone.
+    buckets: Vec<Arc<Vec<Term>>>,
     /// `firsts[b]` is a copy of `buckets[b][0]`.
     firsts: Vec<Term>,
     counts: Fenwick,
@@ -162,7 +169,7 @@ impl SortedSet {
             set.len += bucket.len();
             set.slots += bucket.capacity();
             set.firsts.push(bucket[0].clone());
-            set.buckets.push(bucket);
+            set.buckets.push(Arc::new(bucket));
         }
         set.item_heap += set.firsts.iter().map(Term::heap_bytes).sum::<usize>();
         set.rebuild_counts();
@@ -197,7 +204,8 @@ impl SortedSet {
         size_of::<Self>()
             + self.slots * size_of::<Term>()
             + self.item_heap
-            + self.buckets.capacity() * size_of::<Vec<Term>>()
+            + self.buckets.capacity() * size_of::<Arc<Vec<Term>>>()
+            + self.buckets.len() * BUCKET_HEADER
             + self.firsts.capacity() * size_of::<Term>()
             + self.counts.capacity_bytes()
     }
@@ -229,7 +237,7 @@ impl SortedSet {
             self.firsts.shrink_to(2 * n);
             self.counts.tree.shrink_to(2 * n);
         }
-        self.counts.rebuild(self.buckets.iter().map(Vec::len));
+        self.counts.rebuild(self.buckets.iter().map(|b| b.len()));
     }
 
     /// Inserts `item`; returns its index, or `None` (and drops `item`) if an equal item is
@@ -244,9 +252,9 @@ impl SortedSet {
             let first = item.clone(); // a clone may have less spare capacity: count its own
             self.item_heap += first.heap_bytes();
             self.firsts.push(first);
-            self.buckets.push(Vec::with_capacity(4));
+            self.buckets.push(Arc::new(Vec::with_capacity(4)));
             self.slots += 4;
-            self.buckets[0].push(item);
+            self.bucket_mut(0).push(item);
             self.len = 1;
             self.rebuild_counts();
             return Some(0);
@@ -255,7 +263,8 @@ impl SortedSet {
         if pos == 0 {
             self.set_first(b, item.clone());
         }
-        let bucket = &mut self.buckets[b];
+        self.own_bucket(b);
+        let bucket = Arc::make_mut(&mut self.buckets[b]);
         if bucket.len() == bucket.capacity() {
             // Grow by a quarter, not by doubling: bounds the slack to ~25%.
             let before = bucket.capacity();
@@ -285,7 +294,7 @@ impl SortedSet {
     pub fn remove(&mut self, item: &Term) -> Option<usize> {
         let (b, pos) = self.locate(item).ok()?;
         let index = self.counts.prefix(b) + pos;
-        let removed = self.buckets[b].remove(pos);
+        let removed = self.bucket_mut(b).remove(pos);
         self.item_heap -= removed.heap_bytes();
         self.len -= 1;
         self.counts.add(b, -1);
@@ -313,6 +322,39 @@ impl SortedSet {
         (old_index, self.insert(new))
     }
 
+    /// Bucket `b` for a change. A bucket that a clone of the set (a snapshot being encoded)
+    /// still shares is copied first, with the same capacity, so that the slot count holds;
+    /// the copies' heap is counted in place of the originals'.
+    fn bucket_mut(&mut self, b: usize) -> &mut Vec<Term> {
+        self.own_bucket(b);
+        Arc::make_mut(&mut self.buckets[b])
+    }
+
+    /// Makes bucket `b` the set's own (see [`SortedSet::bucket_mut`]): afterwards
+    /// `Arc::make_mut` on it copies nothing.
+    fn own_bucket(&mut self, b: usize) {
+        let slot = &mut self.buckets[b];
+        if Arc::get_mut(slot).is_none() {
+            let mut copy = Vec::with_capacity(slot.capacity());
+            copy.extend(slot.iter().cloned());
+            let before: usize = slot.iter().map(Term::heap_bytes).sum();
+            let after: usize = copy.iter().map(Term::heap_bytes).sum();
+            self.item_heap = self.item_heap + after - before;
+            *slot = Arc::new(copy);
+        }
+    }
+
+    /// The items of a bucket taken out of the set (copied if a clone still shares it).
+    fn unshare(&mut self, bucket: Arc<Vec<Term>>) -> Vec<Term> {
+        Arc::try_unwrap(bucket).unwrap_or_else(|shared| {
+            let copy: Vec<Term> = shared.to_vec();
+            let before: usize = shared.iter().map(Term::heap_bytes).sum();
+            let after: usize = copy.iter().map(Term::heap_bytes).sum();
+            self.item_heap = self.item_heap + after - before;
+            copy
+        })
+    }
+
     fn set_first(&mut self, b: usize, first: Term) {
         self.item_heap += first.heap_bytes();
         let old = std::mem::replace(&mut self.firsts[b], first);
@@ -328,7 +370,8 @@ impl SortedSet {
 
     /// Splits bucket `b` at position `at` (`0 < at < len`).
     fn split(&mut self, b: usize, at: usize) {
-        let bucket = &mut self.buckets[b];
+        self.own_bucket(b);
+        let bucket = Arc::make_mut(&mut self.buckets[b]);
         let moved = bucket.len() - at;
         let mut upper = Vec::with_capacity(moved + moved / 4 + 1);
         upper.extend(bucket.drain(at..));
@@ -338,7 +381,7 @@ impl SortedSet {
         let first = upper[0].clone();
         self.item_heap += first.heap_bytes();
         self.firsts.insert(b + 1, first);
-        self.buckets.insert(b + 1, upper);
+        self.buckets.insert(b + 1, Arc::new(upper));
         self.rebuild_counts();
     }
 
@@ -353,7 +396,9 @@ impl SortedSet {
         let first = self.firsts.remove(right);
         self.item_heap -= first.heap_bytes();
         self.slots -= moved.capacity();
-        let target = &mut self.buckets[left];
+        let moved = self.unshare(moved);
+        self.own_bucket(left);
+        let target = Arc::make_mut(&mut self.buckets[left]);
         let before = target.capacity();
         target.extend(moved);
         self.slots = self.slots - before + target.capacity();
@@ -419,7 +464,8 @@ impl SortedSet {
             self.counts.find(start)
         };
         let head = self.buckets.get(b).map(|x| &x[off..]).unwrap_or(&[]);
-        head.iter().chain(self.buckets.iter().skip(b + 1).flatten())
+        head.iter()
+            .chain(self.buckets.iter().skip(b + 1).flat_map(|b| b.iter()))
     }
 
     /// Up to `amount` items from index `start`.
@@ -449,7 +495,7 @@ impl SortedSet {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Term> + '_ {
-        self.buckets.iter().flatten()
+        self.buckets.iter().flat_map(|b| b.iter())
     }
 
     /// A human-readable description of the internal layout (bucket sizes, first items of the
@@ -493,7 +539,7 @@ impl SortedSet {
             if self.counts.prefix(b) != total {
                 return Err(format!("prefix({b}) wrong"));
             }
-            for item in bucket {
+            for item in bucket.iter() {
                 if let Some(p) = prev {
                     if p >= item {
                         return Err(format!("not ascending at {p:?} / {item:?}"));
@@ -514,7 +560,7 @@ impl SortedSet {
         if heap != self.item_heap {
             return Err(format!("item_heap {} but {}", self.item_heap, heap));
         }
-        let slots: usize = self.buckets.iter().map(Vec::capacity).sum();
+        let slots: usize = self.buckets.iter().map(|b| b.capacity()).sum();
         if slots != self.slots {
             return Err(format!("slots {} but {}", self.slots, slots));
         }

@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
@@ -91,14 +92,14 @@ pub struct Stats {
     pub large_authors: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Timeline {
     options: Options,
     records: ShardedMap<u64, Record>,
     /// Each user's home feed: item ids, ascending (newest last).
-    feeds: ShardedMap<u32, VecDeque<u64>>,
+    feeds: ShardedMap<u32, Arc<VecDeque<u64>>>,
     /// Each author's own items (posts and reposts), ascending.
-    own: ShardedMap<u32, VecDeque<u64>>,
+    own: ShardedMap<u32, Arc<VecDeque<u64>>>,
     /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
     /// (so that nothing they posted while large goes missing if they fall back under it).
     large: RoaringBitmap,
@@ -148,7 +149,9 @@ impl Timeline {
     pub fn memory(&self) -> usize {
         size_of::<Self>()
             + self.records.capacity() * (size_of::<u64>() + size_of::<Record>() + 1)
-            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<VecDeque<u64>>() + 1)
+            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<usize>() + 1)
+            + (self.feeds.len() + self.own.len())
+                * (2 * size_of::<usize>() + size_of::<VecDeque<u64>>())
             + (self.feed_entries + self.own_entries) * size_of::<u64>()
             + self.large.serialized_size()
     }
@@ -177,7 +180,7 @@ impl Timeline {
 
     fn push_feed(&mut self, user: u32, id: u64) -> bool {
         let capacity = self.options.feed_capacity;
-        let feed = self.feeds.entry_or_default(user);
+        let feed = self.feeds.value_or_default(user);
         let (added, grown) = push_bounded(feed, id, capacity);
         self.feed_entries += grown;
         added
@@ -187,7 +190,7 @@ impl Timeline {
         // The graph may have grown without going through `followed`.
         self.reclassify(graph, author);
         let capacity = self.options.feed_capacity;
-        let (_, grown) = push_bounded(self.own.entry_or_default(author), id, capacity);
+        let (_, grown) = push_bounded(self.own.value_or_default(author), id, capacity);
         self.own_entries += grown;
         let mut touched = usize::from(self.push_feed(author, id));
         if !self.is_large(author) {
@@ -207,7 +210,7 @@ impl Timeline {
     fn publish_local(&mut self, graph: &FollowerMap, author: u32, id: u64, local: Local) -> usize {
         self.reclassify(graph, author);
         let capacity = self.options.feed_capacity;
-        let (_, grown) = push_bounded(self.own.entry_or_default(author), id, capacity);
+        let (_, grown) = push_bounded(self.own.value_or_default(author), id, capacity);
         self.own_entries += grown;
         let mut touched = 0;
         if local.author {
@@ -286,7 +289,7 @@ impl Timeline {
 
     /// Removes `user`'s feed and returns its ids, ascending (for a handoff).
     pub fn take_feed(&mut self, user: u32) -> Option<Vec<u64>> {
-        let feed = self.feeds.remove(&user)?;
+        let feed = self.feeds.take(&user)?;
         self.feed_entries -= feed.len();
         Some(feed.into())
     }
@@ -395,7 +398,7 @@ impl Timeline {
     /// Removes `id` from `owner`'s own items (`O(log n)` to find, a shift of the shorter
     /// side to remove).
     fn drop_own(&mut self, owner: u32, id: u64) {
-        let Some(list) = self.own.get_mut(&owner) else {
+        let Some(list) = self.own.value_mut(&owner) else {
             return;
         };
         if let Ok(at) = list.binary_search(&id) {
@@ -422,7 +425,7 @@ impl Timeline {
             return;
         }
         let capacity = self.options.feed_capacity;
-        let feed = self.feeds.entry_or_default(follower);
+        let feed = self.feeds.value_or_default(follower);
         let before = feed.len();
         // One merge of two ascending lists, keeping the newest `capacity` ids: O(feed +
         // backfill), where pushing them one by one (newest first, each into the middle)
@@ -457,13 +460,13 @@ impl Timeline {
             .own
             .get(&followee)
             .map_or(0, |own| own.len().min(self.options.backfill));
-        backfill + self.feeds.get(&follower).map_or(0, VecDeque::len)
+        backfill + self.feeds.get(&follower).map_or(0, |f| f.len())
     }
 
     /// After `follower` unfollowed `followee`: removes the followee's posts and
     /// reposts from the follower's feed.
     pub fn unfollowed(&mut self, follower: u32, followee: u32) {
-        let Some(feed) = self.feeds.get_mut(&follower) else {
+        let Some(feed) = self.feeds.value_mut(&follower) else {
             return;
         };
         let records = &self.records;
@@ -611,8 +614,8 @@ impl Timeline {
             for user in users {
                 out.put_u32(user);
                 let list = lists.get(&user);
-                out.put_varint(list.map_or(0, VecDeque::len) as u64);
-                for &id in list.into_iter().flatten() {
+                out.put_varint(list.map_or(0, |l| l.len()) as u64);
+                for &id in list.into_iter().flat_map(|l| l.iter()) {
                     out.put_u64(id);
                 }
             }
@@ -697,10 +700,10 @@ impl Timeline {
                 }
                 if own {
                     tl.own_entries += list.len();
-                    tl.own.insert(user, list);
+                    tl.own.insert(user, Arc::new(list));
                 } else {
                     tl.feed_entries += list.len();
-                    tl.feeds.insert(user, list);
+                    tl.feeds.insert(user, Arc::new(list));
                 }
             }
         }
@@ -864,7 +867,7 @@ mod tests {
             for &id in own_ids.iter().rev().take(backfill) {
                 push_bounded(&mut model, id, capacity);
             }
-            assert_eq!(tl.feeds.get(&1), Some(&model));
+            assert_eq!(tl.feeds.get(&1).map(|f| &**f), Some(&model));
             let entries: usize = tl.feeds.iter().map(|(_, f)| f.len()).sum();
             assert_eq!(tl.stats().feed_entries, entries);
         }
