@@ -66,9 +66,6 @@ defmodule Strata.Timeline do
   @typedoc "An opaque page cursor."
   @type cursor :: String.t()
 
-  # Posts of authors with more followers than this go to a dirty scheduler.
-  @dirty_fanout 1000
-
   @doc """
   Creates a timeline store.
 
@@ -156,11 +153,7 @@ defmodule Strata.Timeline do
   @spec insert_post(t(), non_neg_integer(), FollowerMap.user()) ::
           non_neg_integer() | {:error, :duplicate_id}
   def insert_post(tl, post_id, author_id) do
-    result =
-      if many_followers?(tl, author_id),
-        do: Native.timeline_insert_post_dirty(tl, post_id, author_id),
-        else: Native.timeline_insert_post(tl, post_id, author_id)
-
+    result = Native.timeline_insert_post(tl, post_id, author_id)
     Durable.ack!(tl)
     result
   end
@@ -172,21 +165,10 @@ defmodule Strata.Timeline do
   @spec insert_repost(t(), non_neg_integer(), FollowerMap.user(), non_neg_integer()) ::
           non_neg_integer() | {:error, :duplicate_id | :unknown_post}
   def insert_repost(tl, repost_id, reposter_id, post_id) do
-    result =
-      if many_followers?(tl, reposter_id),
-        do: Native.timeline_insert_repost_dirty(tl, repost_id, reposter_id, post_id),
-        else: Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
-
+    result = Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
     Durable.ack!(tl)
     result
   end
-
-  # A bad author id is left for the timeline NIF to name.
-  defp many_followers?(%__MODULE__{follower_map: map}, author)
-       when is_integer(author) and author >= 0 and author <= 4_294_967_295,
-       do: FollowerMap.follower_count(map, author) > @dirty_fanout
-
-  defp many_followers?(_tl, _author), do: false
 
   @doc "Deletes a post (and so every repost of it) from every timeline."
   @spec delete_post(t(), non_neg_integer()) :: :ok | {:error, :not_found}

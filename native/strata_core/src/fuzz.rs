@@ -103,7 +103,7 @@ pub fn segment(data: &[u8]) {
 mod tests {
     use super::*;
     use crate::codec::Put;
-    use crate::persist::{SetOp, TimelineOp};
+    use crate::op::{Encode, FeedOp, SetOp, TimelineOp};
     use proptest::prelude::*;
 
     /// Valid inputs to mutate: a snapshot of each kind and some records.
@@ -128,9 +128,9 @@ mod tests {
             let _ = interner.intern(k.as_bytes());
         }
         let mut records = Vec::new();
-        SetOp::Add(&Term::atom("x")).encode(&mut records);
+        SetOp::Add(Term::atom("x")).encode(&mut records);
         let mut post = Vec::new();
-        TimelineOp::Post(9, 3).encode(&mut post);
+        TimelineOp::Feed(FeedOp::Post(9, 3)).encode(&mut post);
         let mut log = Vec::new();
         let header = journal::format::SegmentHeader::new(Kind::SortedSet, 0);
         log.extend_from_slice(&header.to_bytes());

@@ -6,6 +6,7 @@ pub mod follower_map;
 pub mod fuzz;
 pub mod interner;
 pub mod journal;
+pub mod op;
 pub mod persist;
 pub mod sharded;
 pub mod sorted_set;

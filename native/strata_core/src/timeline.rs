@@ -33,13 +33,44 @@ enum Record {
     Post {
         author: u32,
         deleted: bool,
+        /// Begun and still being fanned out: invisible until it is finished.
+        pending: bool,
     },
     Repost {
         post: u64,
         reposter: u32,
         deleted: bool,
+        pending: bool,
     },
 }
+
+impl Record {
+    /// Who put the item into feeds: the author of a post, the reposter of a repost.
+    fn source(&self) -> u32 {
+        match *self {
+            Record::Post { author, .. } => author,
+            Record::Repost { reposter, .. } => reposter,
+        }
+    }
+
+    fn is_pending(&self) -> bool {
+        matches!(
+            self,
+            Record::Post { pending: true, .. } | Record::Repost { pending: true, .. }
+        )
+    }
+
+    fn pending_mut(&mut self) -> &mut bool {
+        match self {
+            Record::Post { pending, .. } | Record::Repost { pending, .. } => pending,
+        }
+    }
+}
+
+/// Followers a fan-out pushes to under one lock: the NIF layer makes a longer fan-out in
+/// slices of this many ([`Timeline::begin_post`], [`Timeline::fan_out`],
+/// [`Timeline::finish`]), giving the locks up between them.
+pub const FANOUT_SLICE: usize = 4096;
 
 /// The feeds one node of a cluster pushes a post into (see [`Timeline::deliver_post`]).
 #[derive(Debug, Clone, Copy)]
@@ -186,21 +217,38 @@ impl Timeline {
         added
     }
 
-    fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
+    /// Puts a new item into its author's own list and feed; returns the feeds it entered.
+    fn publish_own(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
         // The graph may have grown without going through `followed`.
         self.reclassify(graph, author);
         let capacity = self.options.feed_capacity;
         let (_, grown) = push_bounded(self.own.value_or_default(author), id, capacity);
         self.own_entries += grown;
-        let mut touched = usize::from(self.push_feed(author, id));
+        usize::from(self.push_feed(author, id))
+    }
+
+    /// Pushes `id` into the feeds of `author`'s followers in `users` (unless the author is
+    /// large); returns how many it entered.
+    fn push_followers(
+        &mut self,
+        graph: &FollowerMap,
+        author: u32,
+        id: u64,
+        users: std::ops::RangeInclusive<u32>,
+    ) -> usize {
+        let mut touched = 0;
         if !self.is_large(author) {
             if let Some(followers) = graph.followers_of(author) {
-                for follower in followers {
+                for follower in followers.range(users) {
                     touched += usize::from(self.push_feed(follower, id));
                 }
             }
         }
         touched
+    }
+
+    fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
+        self.publish_own(graph, author, id) + self.push_followers(graph, author, id, 0..=u32::MAX)
     }
 
     /// The part of a post's fan-out that one node of a cluster makes: the author's own
@@ -237,15 +285,7 @@ impl Timeline {
         match self.records.get(&post) {
             Some(Record::Post { author: a, .. }) if *a == author => {}
             Some(_) => return Err(TimelineError::DuplicateId(post)),
-            None => {
-                self.records.insert(
-                    post,
-                    Record::Post {
-                        author,
-                        deleted: false,
-                    },
-                );
-            }
+            None => self.record_post(post, author, false),
         }
         Ok(self.publish_local(graph, author, post, local))
     }
@@ -266,7 +306,7 @@ impl Timeline {
                 ..
             }) if *p == post && *r == reposter => {}
             Some(_) => return Err(TimelineError::DuplicateId(repost)),
-            None => self.record_repost(repost, reposter, post)?,
+            None => self.record_repost(repost, reposter, post, false)?,
         }
         Ok(self.publish_local(graph, reposter, repost, local))
     }
@@ -285,6 +325,11 @@ impl Timeline {
     /// The users that have a feed here, ascending.
     pub fn feed_users(&self) -> Vec<u32> {
         self.feeds.sorted_keys()
+    }
+
+    /// The ids in `user`'s feed, ascending.
+    pub fn feed(&self, user: u32) -> Option<Vec<u64>> {
+        self.feeds.get(&user).map(|f| f.iter().copied().collect())
     }
 
     /// Removes `user`'s feed and returns its ids, ascending (for a handoff).
@@ -316,14 +361,111 @@ impl Timeline {
         if self.records.contains_key(&post) {
             return Err(TimelineError::DuplicateId(post));
         }
-        self.records.insert(
-            post,
-            Record::Post {
-                author,
-                deleted: false,
-            },
-        );
+        self.record_post(post, author, false);
         Ok(self.publish(graph, author, post))
+    }
+
+    fn record_post(&mut self, post: u64, author: u32, pending: bool) {
+        let record = Record::Post {
+            author,
+            deleted: false,
+            pending,
+        };
+        self.records.insert(post, record);
+    }
+
+    /// The first step of a post fanned out in slices: records it as pending (invisible to
+    /// every reader until [`Timeline::finish`]) and puts it in its author's own list and
+    /// feed. Returns how many feeds it entered.
+    pub fn begin_post(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+    ) -> Result<usize, TimelineError> {
+        if self.records.contains_key(&post) {
+            return Err(TimelineError::DuplicateId(post));
+        }
+        self.record_post(post, author, true);
+        Ok(self.publish_own(graph, author, post))
+    }
+
+    /// [`Timeline::begin_post`] for a repost.
+    pub fn begin_repost(
+        &mut self,
+        graph: &FollowerMap,
+        repost: u64,
+        reposter: u32,
+        post: u64,
+    ) -> Result<usize, TimelineError> {
+        if self.records.contains_key(&repost) {
+            return Err(TimelineError::DuplicateId(repost));
+        }
+        self.record_repost(repost, reposter, post, true)?;
+        Ok(self.publish_own(graph, reposter, repost))
+    }
+
+    /// Pushes item `id` into the feeds of its author's followers whose ids are in `users`
+    /// (the followers in the graph now, unless the author is large). Returns how many feeds
+    /// it entered.
+    pub fn fan_out(
+        &mut self,
+        graph: &FollowerMap,
+        id: u64,
+        users: std::ops::RangeInclusive<u32>,
+    ) -> usize {
+        match self.records.get(&id) {
+            Some(record) => {
+                let author = record.source();
+                self.push_followers(graph, author, id, users)
+            }
+            None => 0,
+        }
+    }
+
+    /// The end of the next slice of item `id`'s fan-out starting at follower `from`: the
+    /// `limit`-th of its author's followers from `from` on, or `u32::MAX` when fewer remain.
+    pub fn fan_out_slice_end(&self, graph: &FollowerMap, id: u64, from: u32, limit: usize) -> u32 {
+        let author = self.records.get(&id).map(Record::source);
+        let followers = author.and_then(|a| graph.followers_of(a));
+        match followers {
+            Some(f) if !self.is_large(author.unwrap_or_default()) && limit > 0 => {
+                f.range(from..).nth(limit - 1).unwrap_or(u32::MAX)
+            }
+            _ => u32::MAX,
+        }
+    }
+
+    /// How many followers' feeds posting as `author` would push into (0 for a large author).
+    pub fn fan_out_size(&self, graph: &FollowerMap, author: u32) -> u64 {
+        let followers = graph.follower_count(author);
+        if self.is_large(author) || followers > self.options.fanout_limit {
+            0
+        } else {
+            followers
+        }
+    }
+
+    /// Makes a pending item visible (nothing for an item that is not pending).
+    pub fn finish(&mut self, id: u64) {
+        // Looked at first: a change would copy the record's shard if a snapshot shares it.
+        if self.records.get(&id).is_some_and(Record::is_pending) {
+            if let Some(record) = self.records.get_mut(&id) {
+                *record.pending_mut() = false;
+            }
+        }
+    }
+
+    /// The items begun and not finished (a fan-out cut short), ascending.
+    pub fn pending(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.is_pending())
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Records a repost (its own feed item, ordered by `repost`) and fans it out like a post
@@ -338,19 +480,24 @@ impl Timeline {
         if self.records.contains_key(&repost) {
             return Err(TimelineError::DuplicateId(repost));
         }
-        self.record_repost(repost, reposter, post)?;
+        self.record_repost(repost, reposter, post, false)?;
         Ok(self.publish(graph, reposter, repost))
     }
 
-    /// Records a new repost of a live post.
+    /// Records a new repost of a live post (a pending post is not live yet).
     fn record_repost(
         &mut self,
         repost: u64,
         reposter: u32,
         post: u64,
+        pending: bool,
     ) -> Result<(), TimelineError> {
         match self.records.get(&post) {
-            Some(Record::Post { deleted: false, .. }) => {}
+            Some(Record::Post {
+                deleted: false,
+                pending: false,
+                ..
+            }) => {}
             _ => return Err(TimelineError::UnknownPost(post)),
         }
         self.records.insert(
@@ -359,6 +506,7 @@ impl Timeline {
                 post,
                 reposter,
                 deleted: false,
+                pending,
             },
         );
         self.reposts += 1;
@@ -370,7 +518,9 @@ impl Timeline {
     /// followers' feeds as newer items push it out (reads skip it meanwhile).
     pub fn delete_post(&mut self, post: u64) -> Result<(), TimelineError> {
         match self.records.get_mut(&post) {
-            Some(Record::Post { deleted, author }) if !*deleted => {
+            Some(Record::Post {
+                deleted, author, ..
+            }) if !*deleted => {
                 *deleted = true;
                 let author = *author;
                 self.drop_own(author, post);
@@ -478,15 +628,22 @@ impl Timeline {
     /// Whether an item is visible: it exists, is not deleted, and neither is its post.
     fn visible(&self, id: u64) -> Option<Item> {
         match self.records.get(&id)? {
-            Record::Post { deleted: false, .. } => Some(Item::Post(id)),
+            Record::Post {
+                deleted: false,
+                pending: false,
+                ..
+            } => Some(Item::Post(id)),
             Record::Repost {
                 post,
                 reposter,
                 deleted: false,
+                pending: false,
             } => match self.records.get(post) {
-                Some(Record::Post { deleted: false, .. }) => {
-                    Some(Item::Repost(id, *post, *reposter))
-                }
+                Some(Record::Post {
+                    deleted: false,
+                    pending: false,
+                    ..
+                }) => Some(Item::Repost(id, *post, *reposter)),
                 _ => None,
             },
             _ => None,
@@ -591,19 +748,26 @@ impl Timeline {
         out.put_varint(ids.len() as u64);
         for id in ids {
             out.put_u64(id);
+            // The tag: bit 0 deleted, bit 1 a repost, bit 2 pending.
+            let flags = |deleted: bool, pending: bool| u8::from(deleted) | u8::from(pending) << 2;
             match self.records.get(&id) {
-                Some(Record::Post { author, deleted }) => {
-                    out.put_u8(u8::from(*deleted));
-                    out.put_u32(*author);
+                Some(&Record::Post {
+                    author,
+                    deleted,
+                    pending,
+                }) => {
+                    out.put_u8(flags(deleted, pending));
+                    out.put_u32(author);
                 }
-                Some(Record::Repost {
+                Some(&Record::Repost {
                     post,
                     reposter,
                     deleted,
+                    pending,
                 }) => {
-                    out.put_u8(2 | u8::from(*deleted));
-                    out.put_u32(*reposter);
-                    out.put_u64(*post);
+                    out.put_u8(2 | flags(deleted, pending));
+                    out.put_u32(reposter);
+                    out.put_u64(post);
                 }
                 None => {}
             }
@@ -645,13 +809,14 @@ impl Timeline {
             }
             last = Some(id);
             let tag = r.u8()?;
-            let deleted = tag & 1 == 1;
-            let record = match tag >> 1 {
+            let (deleted, pending) = (tag & 1 == 1, tag & 4 == 4);
+            let record = match tag & !5 {
                 0 => Record::Post {
                     author: r.u32()?,
                     deleted,
+                    pending,
                 },
-                1 => {
+                2 => {
                     let reposter = r.u32()?;
                     let post = r.u64()?;
                     tl.reposts += 1;
@@ -659,6 +824,7 @@ impl Timeline {
                         post,
                         reposter,
                         deleted,
+                        pending,
                     }
                 }
                 _ => return invalid(format!("record {id}: unknown tag {tag}")),
@@ -712,12 +878,9 @@ impl Timeline {
     }
 }
 
-/// Who put an item into feeds: the author of a post, the reposter of a repost.
+/// Who put an item into feeds (see [`Record::source`]).
 fn source(record: Option<&Record>) -> Option<u32> {
-    match record? {
-        Record::Post { author, .. } => Some(*author),
-        Record::Repost { reposter, .. } => Some(*reposter),
-    }
+    record.map(Record::source)
 }
 
 #[cfg(test)]

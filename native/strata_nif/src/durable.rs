@@ -15,6 +15,7 @@ use strata_core::journal::{self, Journal, Report, StoreError, SyncMode};
 use strata_core::persist::Persist;
 
 use crate::error::{arg, bad_arg};
+use crate::resource::{Freeze, Shared};
 
 /// Defines the snapshot NIFs of a structure kept in one `Shared<T>` resource: `dump`
 /// (dirty CPU), `load` (dirty CPU), `save`, `open` and `checkpoint` (dirty IO), given the
@@ -22,11 +23,12 @@ use crate::error::{arg, bad_arg};
 /// in-memory structure in a handle.
 macro_rules! snapshot_nifs {
     ($t:ty, $handle:path, $wrap:path, $dump:ident, $load:ident, $save:ident, $open:ident, $checkpoint:ident) => {
-        /// The structure as a snapshot binary (format in `Strata.Durable`).
+        /// The structure as a snapshot binary (format in `Strata.Durable`), encoded from a
+        /// frozen copy (writers are held only while it is taken).
         #[rustler::nif(schedule = "DirtyCpu")]
         fn $dump<'a>(env: Env<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
             let x = $handle(x)?;
-            let bytes = strata_core::persist::Persist::dump(&*x.read());
+            let bytes = x.snapshot();
             durable::binary(env, &bytes)
         }
 
@@ -44,7 +46,7 @@ macro_rules! snapshot_nifs {
         fn $save<'a>(env: Env<'a>, x: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
             let x = $handle(x)?;
             let path = durable::path(path, "path")?;
-            let bytes = strata_core::persist::Persist::dump(&*x.read());
+            let bytes = x.snapshot();
             Ok(durable::save(env, &path, &bytes))
         }
 
@@ -462,18 +464,19 @@ pub fn not_durable<'a>(env: Env<'a>) -> Term<'a> {
 /// Checkpoints a durable structure. First from the journal alone, without holding up any
 /// writer ([`SharedJournal::checkpoint_from_log`]); if the files cannot be read back, from
 /// the live structure: under its read lock (no change can be recorded meanwhile) the journal
-/// moves to a new segment and the state is encoded, and the snapshot is then written with
-/// the lock released.
-pub fn checkpoint<'a, T: Persist + crate::resource::Measured>(
-    env: Env<'a>,
-    shared: &crate::resource::Shared<T>,
-) -> Term<'a> {
+/// moves to a new segment and a frozen copy of the state is taken (see [`Freeze`]), which is
+/// encoded and written with the lock released.
+pub fn checkpoint<'a, T: Freeze>(env: Env<'a>, shared: &Shared<T>) -> Term<'a> {
     let Some(journal) = shared.journal() else {
         return not_durable(env);
     };
     checkpoint_with::<T>(env, journal, || {
-        let state = shared.read();
-        journal.rotate().map(|gen| (gen, state.dump()))
+        let next = journal.next_segment()?;
+        let (gen, frozen) = {
+            let state = shared.read();
+            (journal.switch_to(next)?, state.freeze())
+        };
+        Ok((gen, T::seal(frozen, shared)))
     })
 }
 

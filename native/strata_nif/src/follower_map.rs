@@ -3,8 +3,10 @@
 use std::time::Instant;
 
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
+use std::borrow::Cow;
 use strata_core::follower_map::{GraphError, Page};
-use strata_core::persist::GraphOp;
+
+use strata_core::op::GraphOp;
 use strata_core::FollowerMap;
 
 use crate::durable::{self, JournalResource};
@@ -16,8 +18,9 @@ use crate::runtime::consume_since;
 const MAX_PAGE: usize = 10_000;
 /// Most edges one `follow_many` call takes on a normal scheduler.
 const MAX_BATCH: usize = 1_000;
-/// Edges added under one write lock by the dirty bulk load (about 0.1 s of work).
-const BULK_SLICE: usize = 1 << 20;
+/// Edges added under one write lock by the dirty bulk load (well under a millisecond of
+/// work: readers and writers wait at most that long for one slice).
+const BULK_SLICE: usize = 4096;
 
 pub type FollowerMapResource = Shared<FollowerMap>;
 
@@ -96,8 +99,9 @@ fn follower_map_follow(map: Term, follower: Term, followee: Term) -> NifResult<b
         if m.follows(a, b) {
             return Ok(false);
         }
-        log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
-        m.follow(a, b).map_err(self_follow)
+        let op = GraphOp::Follow(a, b);
+        log.record(&op)?;
+        op.apply(m).map(|added| added == 1).map_err(self_follow)
     })
 }
 
@@ -109,8 +113,9 @@ fn follower_map_unfollow(map: Term, follower: Term, followee: Term) -> NifResult
         if !m.follows(a, b) {
             return Ok(false);
         }
-        log.record(|buf| GraphOp::Unfollow(a, b).encode(buf))?;
-        Ok(m.unfollow(a, b))
+        let op = GraphOp::Unfollow(a, b);
+        log.record(&op)?;
+        Ok(op.apply(m).unwrap_or(0) == 1)
     })
 }
 
@@ -136,13 +141,13 @@ fn pairs(term: Term) -> NifResult<Vec<(u32, u32)>> {
     Ok(pairs)
 }
 
+/// Adds a batch of edges (self-follows refused already) under one write lock, recorded as
+/// one op; returns how many were new.
 fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> NifResult<u64> {
     map.write_logged(|m, log| {
-        log.record(|buf| GraphOp::FollowMany(pairs).encode(buf))?;
-        Ok(pairs
-            .iter()
-            .map(|&(a, b)| u64::from(m.follow(a, b).unwrap_or(false)))
-            .sum())
+        let op = GraphOp::FollowMany(Cow::Borrowed(pairs));
+        log.record(&op)?;
+        Ok(op.apply(m).unwrap_or(0))
     })
 }
 
@@ -181,21 +186,16 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
             )
         })
         .collect();
-    let mut pairs = pairs;
     if let Some((a, _)) = pairs.iter().find(|(a, b)| a == b) {
         return Err(bad_arg(format!(
             "argument edges: user {a} cannot follow itself"
         )));
     }
-    // Sorted and added in slices, so that the write lock is given up between them.
+    // Added in slices, each recorded as its own op, so that the write lock is given up
+    // between them.
     pairs
-        .chunks_mut(BULK_SLICE)
-        .map(|slice| {
-            map.write_logged(|m, log| {
-                log.record(|buf| GraphOp::FollowMany(slice).encode(buf))?;
-                Ok(m.follow_many(slice).unwrap_or(0))
-            })
-        })
+        .chunks(BULK_SLICE)
+        .map(|slice| follow_all(&map, slice))
         .sum()
 }
 

@@ -1,7 +1,9 @@
 //! NIFs behind `Strata.Interner` (prefix `interner_`).
 
 use rustler::{Binary, Encoder, Env, NewBinary, NifResult, NifStruct, Resource, ResourceArc, Term};
-use strata_core::persist::InternOp;
+use std::borrow::Cow;
+
+use strata_core::op::InternOp;
 use strata_core::Interner;
 
 use crate::durable::{self, JournalResource};
@@ -61,10 +63,11 @@ fn interner_intern(interner: Term, k: Term) -> NifResult<u32> {
     }
     interner
         .write_logged(|i, log| {
+            let op = InternOp(Cow::Borrowed(k.as_slice()));
             if i.lookup(k.as_slice()).is_none() {
-                log.record(|buf| InternOp(k.as_slice()).encode(buf))?;
+                log.record(&op)?;
             }
-            Ok(i.intern(k.as_slice()))
+            Ok(op.apply(i))
         })?
         .map(|(id, _)| id)
         .map_err(|_| rustler::Error::Term(Box::new(crate::full())))

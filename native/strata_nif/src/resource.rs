@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 use rustler::{NifResult, Resource, ResourceArc};
+use strata_core::op::Encode;
+use strata_core::persist::Persist;
 
 use crate::durable::{durability_error, SharedJournal};
 use crate::error::bad_arg;
@@ -41,6 +43,65 @@ impl Measured for strata_core::Interner {
     }
 }
 
+/// How a snapshot of a live structure is taken without holding up its writers: a frozen
+/// copy of the state is taken under the read lock, in time that does not grow with the data
+/// (pointer copies of copy-on-write buckets and shards, or a length), and encoded after the
+/// lock is released while writers go on.
+pub trait Freeze: Measured + Persist + Sized {
+    /// What is taken under the lock.
+    type Frozen: Send;
+
+    fn freeze(&self) -> Self::Frozen;
+
+    /// The snapshot bytes of a frozen state; `live` is the structure it was taken from.
+    fn seal(frozen: Self::Frozen, live: &Shared<Self>) -> Vec<u8>;
+}
+
+/// A structure whose clone is a copy-on-write snapshot.
+macro_rules! freeze_by_clone {
+    ($($t:ty),*) => {$(
+        impl Freeze for $t {
+            type Frozen = $t;
+
+            fn freeze(&self) -> $t {
+                self.clone()
+            }
+
+            fn seal(frozen: $t, _live: &Shared<$t>) -> Vec<u8> {
+                frozen.dump()
+            }
+        }
+    )*};
+}
+
+freeze_by_clone!(strata_core::SortedSet, strata_core::FollowerMap);
+
+/// Keys encoded under one read lock when an interner's snapshot is sealed.
+const INTERNER_CHUNK: u32 = 16_384;
+
+/// An interner only grows (ids are never reused), so its state at a moment is its first
+/// `len` keys: the snapshot copies them out a chunk under the read lock at a time.
+impl Freeze for strata_core::Interner {
+    type Frozen = usize;
+
+    fn freeze(&self) -> usize {
+        self.len()
+    }
+
+    fn seal(len: usize, live: &Shared<Self>) -> Vec<u8> {
+        strata_core::codec::seal(strata_core::codec::Kind::Interner, |out| {
+            let len = len as u32;
+            strata_core::persist::put_interner_header(len, out);
+            let mut from = 0;
+            while from < len {
+                let to = from.saturating_add(INTERNER_CHUNK).min(len);
+                live.read().put_keys(from..to, out);
+                from = to;
+            }
+        })
+    }
+}
+
 /// Where a structure's changes are recorded.
 pub enum Log {
     /// Nowhere: an in-memory structure.
@@ -58,14 +119,14 @@ pub struct Recorder<'a> {
 }
 
 impl Recorder<'_> {
-    /// Encodes a record with `encode` and appends it (nothing when not durable).
-    pub fn record(&self, encode: impl FnOnce(&mut Vec<u8>)) -> NifResult<()> {
+    /// Appends `op`'s record (nothing when not durable).
+    pub fn record(&self, op: &impl Encode) -> NifResult<()> {
         let Some(journal) = self.journal else {
             return Ok(());
         };
         RECORD.with_borrow_mut(|buf| {
             buf.clear();
-            encode(buf);
+            op.encode(buf);
             journal.append(buf).map(|_| ()).map_err(durability_error)
         })
     }
@@ -154,6 +215,16 @@ impl<T: Measured> Shared<T> {
     /// A read lock; readers run in parallel.
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.inner.read()
+    }
+
+    /// The structure's snapshot bytes, taken as [`Freeze`] says: the lock is held only to
+    /// take the frozen state.
+    pub fn snapshot(&self) -> Vec<u8>
+    where
+        T: Freeze,
+    {
+        let frozen = self.read().freeze();
+        T::seal(frozen, self)
     }
 
     /// Runs `f` under the write lock and accounts for the memory it changed.

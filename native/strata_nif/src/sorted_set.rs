@@ -7,10 +7,11 @@
 //! Readers are never blocked by that, and a writer waits for at most one read of at most
 //! `MAX_READ` items (the Elixir side reads 1000 at a time).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use rustler::{Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
-use strata_core::persist::SetOp;
+use strata_core::op::{SetDone, SetOp};
 use strata_core::sorted_set::{Bound, BuildError};
 use strata_core::{SortedSet, Term as Value};
 
@@ -64,6 +65,15 @@ fn bucket_size(term: Term) -> NifResult<usize> {
         )));
     }
     Ok(size)
+}
+
+/// What an op did, as the Elixir side expects it: an index or nil, `{old, new}`, or a list.
+fn encode_done(env: Env, done: SetDone) -> Term {
+    match done {
+        SetDone::Index(i) => i.encode(env),
+        SetDone::Moved(from, to) => (from, to).encode(env),
+        SetDone::Indices(all) => all.encode(env),
+    }
 }
 
 fn optional<'a>(env: Env<'a>, value: Option<&Value>) -> Term<'a> {
@@ -121,13 +131,15 @@ fn add<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<Ter
     }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let index = set.write_logged(|s, log| {
-        if !s.contains(&item) {
-            log.record(|b| SetOp::Add(&item).encode(b))?;
+    let done = set.write_logged(|s, log| {
+        if s.contains(&item) {
+            return Ok(SetDone::Index(None)); // nothing changes: nothing recorded
         }
-        Ok(s.insert(item))
+        let op = SetOp::Add(item);
+        log.record(&op)?;
+        Ok(op.apply(s))
     })?;
-    Ok(index.encode(env))
+    Ok(encode_done(env, done))
 }
 
 twin_nifs!(sorted_set_add, sorted_set_add_dirty, add, (set, item));
@@ -145,12 +157,13 @@ fn add_all<'a>(env: Env<'a>, on: On, set: Term<'a>, items: Term<'a>) -> NifResul
     }
     let set = handle(set)?;
     let items = decode_list(items, "items")?;
-    let indices: Vec<Option<usize>> = set.write_logged(|s, log| {
-        log.record(|b| SetOp::AddAll(&items).encode(b))?;
-        Ok(items.into_iter().map(|item| s.insert(item)).collect())
+    let done = set.write_logged(|s, log| {
+        let op = SetOp::AddAll(Cow::Owned(items));
+        log.record(&op)?;
+        Ok(op.apply(s))
     })?;
     consume_since(env, began);
-    Ok(indices.encode(env))
+    Ok(encode_done(env, done))
 }
 
 twin_nifs!(
@@ -166,13 +179,15 @@ fn remove<'a>(env: Env<'a>, on: On, set: Term<'a>, item: Term<'a>) -> NifResult<
     }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let index = set.write_logged(|s, log| {
-        if s.contains(&item) {
-            log.record(|b| SetOp::Remove(&item).encode(b))?;
+    let done = set.write_logged(|s, log| {
+        if !s.contains(&item) {
+            return Ok(SetDone::Index(None));
         }
-        Ok(s.remove(&item))
+        let op = SetOp::Remove(item);
+        log.record(&op)?;
+        Ok(op.apply(s))
     })?;
-    Ok(index.encode(env))
+    Ok(encode_done(env, done))
 }
 
 twin_nifs!(
@@ -195,11 +210,12 @@ fn update<'a>(
     let set = handle(set)?;
     let old = decode(old, "old")?;
     let new = decode(new, "new")?;
-    let moved = set.write_logged(|s, log| {
-        log.record(|b| SetOp::Update(&old, &new).encode(b))?;
-        Ok(s.replace(&old, new))
+    let done = set.write_logged(|s, log| {
+        let op = SetOp::Update(old, new);
+        log.record(&op)?;
+        Ok(op.apply(s))
     })?;
-    Ok(moved.encode(env))
+    Ok(encode_done(env, done))
 }
 
 twin_nifs!(

@@ -4,13 +4,15 @@
 //! graph it reads (which Elixir code may hold and use too). Locks are taken graph first,
 //! then timeline.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::GraphError;
-use strata_core::persist::{dump_timeline, GraphOp, TimelineOp, TimelineState};
-use strata_core::timeline::{Item, Local, Options, TimelineError, MAX_FEED_CAPACITY};
-use strata_core::Timeline;
+use strata_core::op::{Delivery, EdgeOp, Encode, FeedOp, GraphOp};
+use strata_core::persist::{Persist, TimelineState};
+use strata_core::timeline::{Item, Options, TimelineError, FANOUT_SLICE, MAX_FEED_CAPACITY};
+use strata_core::{FollowerMap, Timeline};
 
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
@@ -56,6 +58,13 @@ fn wrap(
         follower_map: FollowerMapHandle::plain(graph),
         journal: journal.map(|j| ResourceArc::new(JournalResource(j))),
     }
+}
+
+/// An in-memory timeline from a snapshot. A snapshot taken from a durable timeline's files
+/// may hold items whose fan-out the journal after it completes: here they are completed.
+fn wrap_loaded(mut state: TimelineState) -> TimelineHandle {
+    let _ = state.complete_pending(|_| Ok::<(), ()>(()));
+    wrap(state, None)
 }
 
 fn options(feed_capacity: Term, fanout_limit: Term, backfill: Term) -> NifResult<Options> {
@@ -126,100 +135,137 @@ fn timeline_new<'a>(
     .encode(env))
 }
 
+/// Posts whose fan-out reaches more followers than this run on a dirty scheduler.
+const DIRTY_FANOUT: u64 = 1000;
+
+/// Whether posting as `author` would fan out to more than `DIRTY_FANOUT` feeds.
+fn heavy_fanout(tl: Term, author: Term) -> bool {
+    let (Ok(tl), Ok(author)) = (handle(tl), author.decode::<u32>()) else {
+        return false; // the call itself raises, naming the argument
+    };
+    let graph = tl.graph.read();
+    let size = tl.state.read().fan_out_size(&graph, author);
+    size > DIRTY_FANOUT
+}
+
+/// Applies a change to the feeds under the graph's read lock and the timeline's write lock,
+/// recorded first.
+fn apply_feed(tl: &TimelineResource, op: FeedOp) -> NifResult<Result<usize, TimelineError>> {
+    let graph = tl.graph.read();
+    tl.state.write_logged(|t, log| {
+        log.record(&op)?;
+        Ok(op.apply(&graph, t))
+    })
+}
+
+/// Records a post or repost (`whole`) and fans it out. When it reaches more than
+/// `FANOUT_SLICE` followers it goes in steps instead, each recorded and applied under the
+/// locks on its own, the locks given up between them: `begin` records it (invisible to
+/// readers) in its author's lists, each slice pushes it into `FANOUT_SLICE` followers' feeds
+/// (the followers in the graph at that moment), and `Finish` makes it visible to every
+/// reader at once. Returns how many feeds it entered.
+fn publish(
+    tl: &TimelineResource,
+    whole: FeedOp,
+    begin: FeedOp,
+    id: u64,
+    author: u32,
+) -> NifResult<Result<usize, TimelineError>> {
+    let size = {
+        let graph = tl.graph.read();
+        let size = tl.state.read().fan_out_size(&graph, author);
+        size
+    };
+    if size <= FANOUT_SLICE as u64 {
+        return apply_feed(tl, whole);
+    }
+    let mut touched = match apply_feed(tl, begin)? {
+        Ok(n) => n,
+        Err(e) => return Ok(Err(e)),
+    };
+    let mut from = 0;
+    loop {
+        let graph = tl.graph.read();
+        let to = tl.state.write_logged(|t, log| {
+            let to = t.fan_out_slice_end(&graph, id, from, FANOUT_SLICE);
+            let op = FeedOp::FanOut(id, from, to);
+            log.record(&op)?;
+            touched += op.apply(&graph, t).unwrap_or(0);
+            Ok(to)
+        })?;
+        drop(graph);
+        if to == u32::MAX {
+            break;
+        }
+        from = to + 1;
+    }
+    let _ = apply_feed(tl, FeedOp::Finish(id))?;
+    Ok(Ok(touched))
+}
+
+/// Records a post and fans it out (see `publish`); dirty past `DIRTY_FANOUT` followers.
 fn insert_post<'a>(
     env: Env<'a>,
+    on: On,
     tl: Term<'a>,
     post: Term<'a>,
     author: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    if let Some(moved) = on.moves(env, &[tl, post, author], || heavy_fanout(tl, author)) {
+        return Ok(moved);
+    }
     let began = Instant::now();
     let tl = handle(tl)?;
     let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
-    let graph = tl.graph.read();
-    let r = tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::Post(post, author).encode(buf))?;
-        Ok(t.insert_post(&graph, post, author))
-    })?;
+    let whole = FeedOp::Post(post, author);
+    let r = publish(&tl, whole, FeedOp::BeginPost(post, author), post, author)?;
     consume_since(env, began);
     Ok(result(env, r))
 }
 
-/// Records a post and fans it out; for authors with few followers (the Elixir side sends
-/// the others to the dirty variant).
-#[rustler::nif]
-fn timeline_insert_post<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    post: Term<'a>,
-    author: Term<'a>,
-) -> NifResult<Term<'a>> {
-    insert_post(env, tl, post, author)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn timeline_insert_post_dirty<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    post: Term<'a>,
-    author: Term<'a>,
-) -> NifResult<Term<'a>> {
-    insert_post(env, tl, post, author)
-}
+twin_nifs!(
+    timeline_insert_post,
+    timeline_insert_post_dirty,
+    insert_post,
+    (tl, post, author)
+);
 
 fn insert_repost<'a>(
     env: Env<'a>,
+    on: On,
     tl: Term<'a>,
     repost: Term<'a>,
     reposter: Term<'a>,
     post: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let args = [tl, repost, reposter, post];
+    if let Some(moved) = on.moves(env, &args, || heavy_fanout(tl, reposter)) {
+        return Ok(moved);
+    }
     let began = Instant::now();
     let tl = handle(tl)?;
     let repost = item_id(repost, "repost_id")?;
     let reposter = user(reposter, "reposter_id")?;
     let post = item_id(post, "post_id")?;
-    let graph = tl.graph.read();
-    let r = tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::Repost(repost, reposter, post).encode(buf))?;
-        Ok(t.insert_repost(&graph, repost, reposter, post))
-    })?;
+    let whole = FeedOp::Repost(repost, reposter, post);
+    let begin = FeedOp::BeginRepost(repost, reposter, post);
+    let r = publish(&tl, whole, begin, repost, reposter)?;
     consume_since(env, began);
     Ok(result(env, r))
 }
 
-#[rustler::nif]
-fn timeline_insert_repost<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    repost: Term<'a>,
-    reposter: Term<'a>,
-    post: Term<'a>,
-) -> NifResult<Term<'a>> {
-    insert_repost(env, tl, repost, reposter, post)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn timeline_insert_repost_dirty<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    repost: Term<'a>,
-    reposter: Term<'a>,
-    post: Term<'a>,
-) -> NifResult<Term<'a>> {
-    insert_repost(env, tl, repost, reposter, post)
-}
+twin_nifs!(
+    timeline_insert_repost,
+    timeline_insert_repost_dirty,
+    insert_repost,
+    (tl, repost, reposter, post)
+);
 
 #[rustler::nif]
 fn timeline_delete_post<'a>(env: Env<'a>, tl: Term<'a>, post: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let post = item_id(post, "post_id")?;
-    let r = tl
-        .state
-        .write_logged(|t, log| {
-            log.record(|buf| TimelineOp::DeletePost(post).encode(buf))?;
-            Ok(t.delete_post(post))
-        })?
-        .map(|_| crate::ok());
+    let r = apply_feed(&tl, FeedOp::DeletePost(post))?.map(|_| crate::ok());
     Ok(result(env, r))
 }
 
@@ -227,13 +273,7 @@ fn timeline_delete_post<'a>(env: Env<'a>, tl: Term<'a>, post: Term<'a>) -> NifRe
 fn timeline_delete_repost<'a>(env: Env<'a>, tl: Term<'a>, repost: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let repost = item_id(repost, "repost_id")?;
-    let r = tl
-        .state
-        .write_logged(|t, log| {
-            log.record(|buf| TimelineOp::DeleteRepost(repost).encode(buf))?;
-            Ok(t.delete_repost(repost))
-        })?
-        .map(|_| crate::ok());
+    let r = apply_feed(&tl, FeedOp::DeleteRepost(repost))?.map(|_| crate::ok());
     Ok(result(env, r))
 }
 
@@ -303,28 +343,22 @@ fn follow(env: Env, tl: Term, follower: Term, followee: Term, feed_here: bool) -
     if a == b {
         return Err(self_follow(GraphError::SelfFollow(a)));
     }
+    let op = if feed_here {
+        EdgeOp::Follow(a, b)
+    } else {
+        EdgeOp::FollowEdge(a, b)
+    };
     let added = tl.graph.write_as_owner(|g, graph_log| {
         tl.state.write_logged(|t, log| {
             if g.follows(a, b) {
                 return Ok(false);
             }
-            let op = if feed_here {
-                TimelineOp::Follow(a, b)
-            } else {
-                TimelineOp::FollowEdge(a, b)
-            };
             if t_is_durable(&tl) {
-                log.record(|buf| op.encode(buf))?;
+                log.record(&op)?;
             } else {
-                graph_log.record(|buf| GraphOp::Follow(a, b).encode(buf))?;
+                graph_log.record(&GraphOp::Follow(a, b))?;
             }
-            let added = g.follow(a, b).map_err(self_follow)?;
-            if feed_here {
-                t.followed(g, a, b);
-            } else {
-                t.followed_elsewhere(g, b);
-            }
-            Ok(added)
+            op.apply(g, t).map_err(self_follow)
         })
     })?;
     consume_since(env, began);
@@ -365,14 +399,13 @@ fn unfollow_now(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult
             if !g.follows(a, b) {
                 return Ok(false);
             }
+            let op = EdgeOp::Unfollow(a, b);
             if t_is_durable(&tl) {
-                log.record(|buf| TimelineOp::Unfollow(a, b).encode(buf))?;
+                log.record(&op)?;
             } else {
-                graph_log.record(|buf| GraphOp::Unfollow(a, b).encode(buf))?;
+                graph_log.record(&GraphOp::Unfollow(a, b))?;
             }
-            g.unfollow(a, b);
-            t.unfollowed(a, b);
-            Ok(true)
+            op.apply(g, t).map_err(self_follow)
         })
     })?;
     consume_since(env, began);
@@ -435,20 +468,27 @@ fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, usize, u64, usize)
 #[rustler::nif(schedule = "DirtyCpu")]
 fn timeline_dump<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
-    let bytes = snapshot(&tl);
+    let bytes = freeze(&tl).dump();
     durable::binary(env, &bytes)
 }
 
-fn snapshot(tl: &TimelineResource) -> Vec<u8> {
-    let graph = tl.graph.read();
-    let state = tl.state.read();
-    dump_timeline(&graph, &state)
+/// A copy-on-write copy of the timeline and its graph, taken under both read locks (in time
+/// that does not grow with the data) and encoded by the caller with them released.
+fn freeze(tl: &TimelineResource) -> TimelineState {
+    frozen(&tl.graph.read(), &tl.state.read())
+}
+
+fn frozen(graph: &FollowerMap, timeline: &Timeline) -> TimelineState {
+    TimelineState {
+        graph: graph.clone(),
+        timeline: timeline.clone(),
+    }
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn timeline_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
     Ok(match durable::load::<TimelineState>(env, bytes) {
-        Ok(state) => (crate::ok(), wrap(state, None)).encode(env),
+        Ok(state) => (crate::ok(), wrap_loaded(state)).encode(env),
         Err(e) => e,
     })
 }
@@ -457,7 +497,7 @@ fn timeline_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
 fn timeline_save<'a>(env: Env<'a>, tl: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let path = durable::path(path, "path")?;
-    let bytes = snapshot(&tl);
+    let bytes = freeze(&tl).dump();
     Ok(durable::save(env, &path, &bytes))
 }
 
@@ -465,7 +505,7 @@ fn timeline_save<'a>(env: Env<'a>, tl: Term<'a>, path: Term<'a>) -> NifResult<Te
 fn timeline_open<'a>(env: Env<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
     let path = durable::path(path, "path")?;
     Ok(match durable::open_file::<TimelineState>(env, &path) {
-        Ok(state) => (crate::ok(), wrap(state, None)).encode(env),
+        Ok(state) => (crate::ok(), wrap_loaded(state)).encode(env),
         Err(e) => e,
     })
 }
@@ -488,7 +528,16 @@ fn timeline_recover<'a>(
         graph: Default::default(),
         timeline: Timeline::new(options),
     };
-    Ok(match durable::recover(&dir, mode, fresh) {
+    let recovered = durable::recover(&dir, mode, fresh).and_then(|(mut state, journal, report)| {
+        // A fan-out a crash cut short between its slices is finished now, journaled first.
+        state.complete_pending(|op| {
+            let mut record = Vec::new();
+            op.encode(&mut record);
+            journal.append(&record).map(|_| ())
+        })?;
+        Ok((state, journal, report))
+    });
+    Ok(match recovered {
         Ok((state, journal, report)) => (
             crate::ok(),
             wrap(state, Some(journal)),
@@ -510,11 +559,13 @@ fn timeline_checkpoint<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
         env,
         journal,
         || {
-            let graph = tl.graph.read();
-            let state = tl.state.read();
-            journal
-                .rotate()
-                .map(|gen| (gen, dump_timeline(&graph, &state)))
+            let next = journal.next_segment()?;
+            let (gen, frozen) = {
+                let graph = tl.graph.read();
+                let state = tl.state.read();
+                (journal.switch_to(next)?, frozen(&graph, &state))
+            };
+            Ok((gen, frozen.dump()))
         },
     ))
 }
@@ -554,23 +605,29 @@ fn deliver<'a>(
     let (id, by) = (item_id(id, "id")?, user(by, "author_id")?);
     let repost_of: Option<u64> = arg(repost_of, "repost_of", "nil or a post id")?;
     let followers = packed_users(followers, "followers")?;
-    let local = Local {
-        author: author_here,
-        followers: &followers,
+    // Delivered in slices of `FANOUT_SLICE` followers, each recorded on its own, with the
+    // locks given up between them (a follower here sees the item once their slice is in).
+    let mut touched = 0;
+    let slices: Vec<&[u32]> = match followers.is_empty() {
+        true => vec![&[]],
+        false => followers.chunks(FANOUT_SLICE).collect(),
     };
-    let graph = tl.graph.read();
-    let r = tl.state.write_logged(|t, log| match repost_of {
-        None => {
-            log.record(|buf| TimelineOp::DeliverPost(id, by, local).encode(buf))?;
-            Ok(t.deliver_post(&graph, id, by, local))
+    for (n, slice) in slices.into_iter().enumerate() {
+        let delivery = Delivery {
+            author_here: author_here && n == 0,
+            followers: Cow::Borrowed(slice),
+        };
+        let op = match repost_of {
+            None => FeedOp::DeliverPost(id, by, delivery),
+            Some(post) => FeedOp::DeliverRepost(id, by, post, delivery),
+        };
+        match apply_feed(&tl, op)? {
+            Ok(n) => touched += n,
+            Err(e) => return Ok(error(env, e)),
         }
-        Some(post) => {
-            log.record(|buf| TimelineOp::DeliverRepost(id, by, post, local).encode(buf))?;
-            Ok(t.deliver_repost(&graph, id, by, post, local))
-        }
-    })?;
+    }
     consume_since(env, began);
-    Ok(result(env, r))
+    Ok(touched.encode(env))
 }
 
 #[rustler::nif]
@@ -615,13 +672,18 @@ fn timeline_feed_users<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
 fn timeline_take_feeds<'a>(env: Env<'a>, tl: Term<'a>, users: Binary<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let users = packed_users(users, "users")?;
-    let taken: Vec<(u32, Vec<u64>)> = tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::DropFeeds(&users).encode(buf))?;
-        Ok(users
-            .iter()
-            .filter_map(|&u| t.take_feed(u).map(|ids| (u, ids)))
-            .collect())
-    })?;
+    // A slice of users at a time, each recorded on its own.
+    let mut taken: Vec<(u32, Vec<u64>)> = Vec::new();
+    for slice in users.chunks(FANOUT_SLICE) {
+        let graph = tl.graph.read();
+        tl.state.write_logged(|t, log| {
+            taken.extend(slice.iter().filter_map(|&u| t.feed(u).map(|ids| (u, ids))));
+            let op = FeedOp::DropFeeds(Cow::Borrowed(slice));
+            log.record(&op)?;
+            let _ = op.apply(&graph, t);
+            Ok(())
+        })?;
+    }
     Ok(taken.encode(env))
 }
 
@@ -636,11 +698,7 @@ fn timeline_merge_feed<'a>(
     let tl = handle(tl)?;
     let u = user(who, "user_id")?;
     let ids: Vec<u64> = arg(ids, "ids", "a list of item ids")?;
-    tl.state.write_logged(|t, log| {
-        log.record(|buf| TimelineOp::MergeFeed(u, &ids).encode(buf))?;
-        t.merge_feed(u, &ids);
-        Ok(())
-    })?;
+    let _ = apply_feed(&tl, FeedOp::MergeFeed(u, Cow::Owned(ids)))?;
     Ok(crate::ok().encode(env))
 }
 

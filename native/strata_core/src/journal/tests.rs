@@ -12,7 +12,8 @@ use parking_lot::Mutex;
 use super::format::{frame, SegmentHeader, RECORD_HEADER, SEGMENT_HEADER};
 use super::*;
 use crate::codec::Kind;
-use crate::persist::{Persist, SetOp};
+use crate::op::{Encode, SetOp};
+use crate::persist::Persist;
 use crate::sorted_set::SortedSet;
 use crate::term::Term;
 
@@ -35,7 +36,7 @@ fn open_set(dir: &Path) -> Result<(SortedSet, J, Report), StoreError> {
 
 fn add(set: &mut SortedSet, journal: &J, i: i64) {
     let mut rec = Vec::new();
-    SetOp::Add(&Term::Int(i)).encode(&mut rec);
+    SetOp::Add(Term::Int(i)).encode(&mut rec);
     journal.append(&rec).unwrap();
     set.insert(Term::Int(i));
 }
@@ -142,7 +143,7 @@ fn group_commit_acknowledges_waiters() {
             thread::spawn(move || {
                 for i in 0..50u32 {
                     let mut rec = Vec::new();
-                    SetOp::Add(&Term::Int(i64::from(t * 1000 + i))).encode(&mut rec);
+                    SetOp::Add(Term::Int(i64::from(t * 1000 + i))).encode(&mut rec);
                     journal.append(&rec).unwrap();
                     if journal.acknowledge(t * 1000 + i).is_some() {
                         continue;
@@ -216,12 +217,12 @@ fn a_payload_holding_a_whole_record_cannot_pass_for_one() {
     let dir = scratch("embedded");
     let (mut set, journal, _) = open_set(&dir).unwrap();
     let mut inner_rec = Vec::new();
-    SetOp::Add(&Term::Int(1)).encode(&mut inner_rec);
+    SetOp::Add(Term::Int(1)).encode(&mut inner_rec);
     let mut framed = Vec::new();
     frame(0x1234_5678, &inner_rec, &mut framed);
     let evil = Term::binary(&framed.repeat(50));
     let mut rec = Vec::new();
-    SetOp::Add(&evil).encode(&mut rec);
+    SetOp::Add(evil.clone()).encode(&mut rec);
     journal.append(&rec).unwrap();
     set.insert(evil);
     journal.close().unwrap();
@@ -331,7 +332,7 @@ fn close_racing_writers_loses_nothing_acknowledged() {
                     for i in 0.. {
                         let v = t * 1_000_000 + i;
                         let mut rec = Vec::new();
-                        SetOp::Add(&Term::Int(v)).encode(&mut rec);
+                        SetOp::Add(Term::Int(v)).encode(&mut rec);
                         if journal.append(&rec).is_err() {
                             return;
                         }
@@ -487,7 +488,7 @@ fn with_fault(step: &'static str, nth: u64, errno: i32) -> bool {
     let mut acked = Vec::new();
     for i in 0..40 {
         let mut rec = Vec::new();
-        SetOp::Add(&Term::Int(i)).encode(&mut rec);
+        SetOp::Add(Term::Int(i)).encode(&mut rec);
         if journal.append(&rec).is_err() {
             break;
         }

@@ -32,10 +32,27 @@ struct Writer {
     closed: bool,
     /// Segments replaced by a checkpoint and not yet fsynced.
     retired: Vec<Arc<File>>,
+    /// Records appended to a segment before a checkpoint replaced it, not yet written to it
+    /// (the next flush writes them first, so `flushed` never counts them early).
+    unwritten: Option<Unwritten>,
     failed: Option<StoreError>,
     /// Framed records appended and not yet written to the file (the journal's thread writes
     /// them, so that no scheduler thread ever waits on the file system).
     pending: Vec<u8>,
+}
+
+/// The last records of a replaced segment (`file` is `None` when it was closed while idle).
+struct Unwritten {
+    gen: u64,
+    file: Option<Arc<File>>,
+    batch: Vec<u8>,
+}
+
+/// A segment created for the next checkpoint, not yet in use ([`Journal::switch_to`]).
+pub struct NextSegment {
+    gen: u64,
+    file: File,
+    salt: u32,
 }
 
 /// Pending bytes past which writers are made to wait for the journal's thread (with any
@@ -112,6 +129,7 @@ impl<W: Send + 'static> Journal<W> {
                 salt,
                 closed: false,
                 retired: Vec::new(),
+                unwritten: None,
                 failed: None,
                 pending: Vec::new(),
             }),
@@ -243,10 +261,20 @@ impl<W: Send + 'static> Journal<W> {
         Ok(true)
     }
 
-    /// Starts the next segment, for a checkpoint: call it while no record can be appended
-    /// (under the structure's lock), right after taking the state to snapshot. The new
-    /// segment's file is made durable first. Returns its generation.
+    /// Starts the next segment, for a checkpoint: [`Journal::next_segment`], then
+    /// [`Journal::switch_to`] it, then writes what the old one still had to take. Returns
+    /// the new generation.
     pub fn rotate(&self) -> Result<u64, StoreError> {
+        let next = self.next_segment()?;
+        let gen = self.switch_to(next)?;
+        self.inner.flush(false)?;
+        Ok(gen)
+    }
+
+    /// Creates (and makes durable) the segment that the next [`Journal::switch_to`] starts:
+    /// the file system work of a rotation, done before the structure's lock is taken. Hold
+    /// [`Journal::exclusive`] from here to the switch.
+    pub fn next_segment(&self) -> Result<NextSegment, StoreError> {
         let gen = {
             let w = self.inner.writer.lock();
             if let Some(e) = &w.failed {
@@ -258,27 +286,44 @@ impl<W: Send + 'static> Journal<W> {
             w.gen + 1
         };
         let (file, salt) = create_segment(&self.inner.dir, self.inner.kind, gen)?;
-        // Records appended before the switch belong to the old segment: write them there.
-        let _serial = self.inner.syncing.lock();
-        let (old, batch) = {
-            let mut w = self.inner.writer.lock();
-            let batch = std::mem::take(&mut w.pending);
-            let old = w.file.replace(Arc::new(file));
-            w.gen = gen;
-            w.salt = salt;
-            (old, batch)
-        };
-        let old = match old {
-            Some(old) => Some(old),
-            // Closed while idle (everything in it synced): reopened only for what is new.
-            None if !batch.is_empty() => Some(self.inner.reopen(gen - 1)?),
-            None => None,
-        };
-        if let Some(old) = old {
-            self.inner.write_out(&old, &batch, gen - 1)?;
-            self.inner.writer.lock().retired.push(old);
+        Ok(NextSegment { gen, file, salt })
+    }
+
+    /// Makes `next` the segment records go to, in `O(1)` and touching no file: call it while
+    /// no record can be appended (under the structure's lock), right before taking the state
+    /// to snapshot, so that the snapshot holds exactly the records of the segments before
+    /// it. Records appended to the old segment and not yet written go to it with the next
+    /// flush. Returns the new generation.
+    pub fn switch_to(&self, next: NextSegment) -> Result<u64, StoreError> {
+        let mut w = self.inner.writer.lock();
+        if let Some(e) = &w.failed {
+            return Err(e.clone());
         }
-        Ok(gen)
+        if w.closed {
+            return Err(StoreError::Closed);
+        }
+        if next.gen != w.gen + 1 {
+            return Err(StoreError::Failed(format!(
+                "segment {} prepared while {} was current",
+                next.gen, w.gen
+            )));
+        }
+        let batch = std::mem::take(&mut w.pending);
+        let old = w.file.replace(Arc::new(next.file));
+        if w.unwritten.is_some() {
+            // Only with two rotations between flushes, which `exclusive` rules out.
+            return Err(self
+                .inner
+                .fail_locked(&mut w, "rotated twice before a flush"));
+        }
+        w.unwritten = Some(Unwritten {
+            gen: w.gen,
+            file: old,
+            batch,
+        });
+        w.gen = next.gen;
+        w.salt = next.salt;
+        Ok(next.gen)
     }
 
     /// Finishes a checkpoint begun with [`Journal::rotate`]: writes the snapshot of
@@ -339,19 +384,34 @@ impl<W: Send + 'static> Inner<W> {
     /// any retired segment. Marks the journal failed on any error (never retried).
     fn flush(&self, fsync: bool) -> Result<(), StoreError> {
         let _serial = self.syncing.lock();
-        let (batch, file, gen, retired, target, closed) = {
+        let (unwritten, batch, file, gen, target, closed) = {
             let mut w = self.writer.lock();
             if let Some(e) = &w.failed {
                 return Err(e.clone());
             }
             let target = self.written.load(Ordering::SeqCst);
+            let unwritten = w.unwritten.take();
             let batch = std::mem::take(&mut w.pending);
-            let retired = if fsync {
-                std::mem::take(&mut w.retired)
-            } else {
-                Vec::new()
+            (unwritten, batch, w.file.clone(), w.gen, target, w.closed)
+        };
+        // A replaced segment's last records go to it first, and it is fsynced with the
+        // other retired segments.
+        if let Some(old) = unwritten {
+            let file = match old.file {
+                Some(f) => Some(f),
+                // Closed while idle (everything in it synced): reopened only for what is new.
+                None if !old.batch.is_empty() => Some(self.reopen(old.gen)?),
+                None => None,
             };
-            (batch, w.file.clone(), w.gen, retired, target, w.closed)
+            if let Some(f) = file {
+                self.write_out(&f, &old.batch, old.gen)?;
+                self.writer.lock().retired.push(f);
+            }
+        }
+        let retired = if fsync {
+            std::mem::take(&mut self.writer.lock().retired)
+        } else {
+            Vec::new()
         };
         // A segment closed while idle is reopened when records come.
         let file = match file {
@@ -421,6 +481,13 @@ impl<W: Send + 'static> Inner<W> {
         error
     }
 
+    /// [`Inner::fail`] with the writer lock held.
+    fn fail_locked(&self, w: &mut Writer, why: &str) -> StoreError {
+        let error = StoreError::Failed(why.to_string());
+        w.failed = Some(error.clone());
+        error
+    }
+
     /// One pass of the shared writer over this journal: writes appended records to the
     /// file, and fsyncs when writers wait for it (group commit: one fsync for every writer
     /// that arrived meanwhile), when an interval fsync is due, or at close. Returns when the
@@ -476,7 +543,7 @@ impl<W: Send + 'static> Inner<W> {
             // that happened before it was opened.)
             let mut w = self.writer.lock();
             let synced = self.written.load(Ordering::SeqCst) == self.synced.load(Ordering::SeqCst);
-            if synced && w.pending.is_empty() && w.retired.is_empty() {
+            if synced && w.pending.is_empty() && w.retired.is_empty() && w.unwritten.is_none() {
                 w.file = None;
             }
         }
