@@ -21,7 +21,7 @@ use crate::follower_map::{FollowerMap, GraphError};
 use crate::interner::{InternError, Interner};
 use crate::sorted_set::SortedSet;
 use crate::term::Term;
-use crate::timeline::{Local, Timeline, TimelineError};
+use crate::timeline::{FeedPlan, Local, Timeline, TimelineError};
 
 /// An op's bytes in a journal record (each op's `decode` reads them back).
 pub trait Encode {
@@ -482,11 +482,22 @@ impl Encode for EdgeOp {
 impl EdgeOp {
     /// Applies the change to the graph and the feeds; whether the edge changed.
     pub fn apply(self, graph: &mut FollowerMap, tl: &mut Timeline) -> Result<bool, GraphError> {
+        self.apply_planned(graph, tl, None)
+    }
+
+    /// [`EdgeOp::apply`] with the feed work planned ahead, outside the write lock (see
+    /// [`FeedPlan`]): the same result, whether the plan is used or not.
+    pub fn apply_planned(
+        self,
+        graph: &mut FollowerMap,
+        tl: &mut Timeline,
+        plan: Option<FeedPlan>,
+    ) -> Result<bool, GraphError> {
         match self {
             EdgeOp::Follow(a, b) => {
                 let added = graph.follow(a, b)?;
                 if added {
-                    tl.followed(graph, a, b);
+                    tl.followed_planned(graph, a, b, plan);
                 }
                 Ok(added)
             }
@@ -500,7 +511,7 @@ impl EdgeOp {
             EdgeOp::Unfollow(a, b) => {
                 let removed = graph.unfollow(a, b);
                 if removed {
-                    tl.unfollowed(a, b);
+                    tl.unfollowed_planned(a, b, plan);
                 }
                 Ok(removed)
             }

@@ -377,6 +377,60 @@ mod tests {
             prop_assert_eq!(replayed.dump(), live.dump());
         }
 
+        /// A follow's backfill and an unfollow's cleanup planned before the lock, with other
+        /// changes between the plan and the lock (which may make it stale), end as the same
+        /// change made without a plan.
+        #[test]
+        fn planned_feed_work_equals_unplanned(
+            posts in prop::collection::vec((0u32..8, 0u8..3), 0..60),
+            between in 0u8..4,
+            unfollow in any::<bool>(),
+        ) {
+            let mut state = TimelineState {
+                graph: FollowerMap::new(),
+                timeline: Timeline::new(crate::timeline::Options {
+                    feed_capacity: 7, fanout_limit: 1000, backfill: 4,
+                }),
+            };
+            for u in 2..8 {
+                state.follow(1, u);
+            }
+            for (i, &(author, kind)) in posts.iter().enumerate() {
+                let id = 10 + i as u64;
+                let op = match kind {
+                    0 | 1 => FeedOp::Post(id, author),
+                    _ => FeedOp::DeletePost(id - 1),
+                };
+                state.apply(TimelineOp::Feed(op));
+            }
+            if unfollow {
+                state.follow(1, 0); // the followee's items must be in the feed to clean up
+                state.apply(TimelineOp::Feed(FeedOp::Post(900, 0)));
+            }
+            let plan = if unfollow {
+                state.timeline.feed_list(1).map(|feed| {
+                    let mut kept = std::collections::VecDeque::new();
+                    let ids: Vec<u64> = feed.iter().copied().collect();
+                    state.timeline.keep_not_from(&ids, 0, &mut kept);
+                    crate::timeline::FeedPlan::cleanup(feed, kept)
+                })
+            } else {
+                state.timeline.backfill_of(1, 0).map(crate::timeline::FeedPlan::backfill)
+            };
+            // Changes between the plan and the lock.
+            match between {
+                0 => {}
+                1 => { state.apply(TimelineOp::Feed(FeedOp::Post(1000, 3))); }
+                2 => { state.apply(TimelineOp::Feed(FeedOp::Post(1001, 0))); }
+                _ => { state.apply(TimelineOp::Feed(FeedOp::DropFeeds(vec![1].into()))); }
+            }
+            let mut unplanned = TimelineState::load(&state.dump()).unwrap();
+            let op = if unfollow { EdgeOp::Unfollow(1, 0) } else { EdgeOp::Follow(1, 0) };
+            let _ = op.apply_planned(&mut state.graph, &mut state.timeline, plan);
+            unplanned.apply(TimelineOp::Edge(op));
+            prop_assert_eq!(state.dump(), unplanned.dump());
+        }
+
         /// With nothing between its slices, a sliced fan-out ends as the whole one does; cut
         /// short (a crash between slices), `complete_pending` finishes it the same way.
         #[test]

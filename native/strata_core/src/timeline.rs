@@ -67,10 +67,10 @@ impl Record {
     }
 }
 
-/// Followers a fan-out pushes to under one lock: the NIF layer makes a longer fan-out in
-/// slices of this many ([`Timeline::begin_post`], [`Timeline::fan_out`],
+/// Followers a fan-out pushes to under one lock (~0.1-0.3 ms of work): the NIF layer makes
+/// a longer fan-out in slices of this many ([`Timeline::begin_post`], [`Timeline::fan_out`],
 /// [`Timeline::finish`]), giving the locks up between them.
-pub const FANOUT_SLICE: usize = 4096;
+pub const FANOUT_SLICE: usize = 1024;
 
 /// The feeds one node of a cluster pushes a post into (see [`Timeline::deliver_post`]).
 #[derive(Debug, Clone, Copy)]
@@ -161,6 +161,117 @@ fn push_bounded(list: &mut VecDeque<u64>, id: u64, capacity: usize) -> (bool, us
     } else {
         list.insert(at, id);
         (true, 1)
+    }
+}
+
+/// A follow's backfill or an unfollow's cleanup, computed ahead from the lists as they were
+/// (outside the write lock: with a feed of 100,000 ids, that work would hold every writer
+/// for a millisecond or more), with those lists themselves. It is installed under the lock
+/// only if they are still the lists there (the same allocations: any change to a shared
+/// copy-on-write list makes a new one); otherwise the work is done again under the lock. So
+/// the result is always what the work under the lock would have made, and replay (which
+/// never plans) makes the same.
+#[derive(Debug)]
+pub struct FeedPlan {
+    feed: Option<Arc<VecDeque<u64>>>,
+    /// The followee's own items, for a backfill.
+    own: Option<Arc<VecDeque<u64>>>,
+    result: VecDeque<u64>,
+}
+
+fn same(a: Option<&Arc<VecDeque<u64>>>, b: Option<&Arc<VecDeque<u64>>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+/// What a backfill merges: the follower's feed, the followee's own items, how many of them,
+/// and the feed's capacity ([`Timeline::backfill_of`]).
+#[derive(Debug)]
+pub struct Backfill {
+    feed: Option<Arc<VecDeque<u64>>>,
+    own: Arc<VecDeque<u64>>,
+    n: usize,
+    capacity: usize,
+}
+
+impl Timeline {
+    /// The lists a follow's backfill merges, taken in `O(1)` (under a read lock), or `None`
+    /// when there is nothing to backfill.
+    pub fn backfill_of(&self, follower: u32, followee: u32) -> Option<Backfill> {
+        let own = self.own.get(&followee)?.clone();
+        let n = own.len().min(self.options.backfill);
+        (n > 0).then(|| Backfill {
+            feed: self.feeds.get(&follower).cloned(),
+            own,
+            n,
+            capacity: self.options.feed_capacity,
+        })
+    }
+}
+
+impl FeedPlan {
+    /// The follower's feed with the followee's recent items merged in (no lock needed).
+    pub fn backfill(inputs: Backfill) -> FeedPlan {
+        let Backfill {
+            feed,
+            own,
+            n,
+            capacity,
+        } = inputs;
+        let empty = VecDeque::new();
+        let list = feed.as_deref().unwrap_or(&empty);
+        // One merge of two ascending lists, keeping the newest `capacity` ids: O(feed +
+        // backfill), where pushing them one by one (newest first, each into the middle)
+        // was quadratic.
+        let recent = own.range(own.len() - n..);
+        let mut merged = VecDeque::with_capacity((list.len() + n).min(capacity));
+        let (mut a, mut b) = (list.iter().rev().peekable(), recent.rev().peekable());
+        while merged.len() < capacity {
+            let next = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x == y => {
+                    b.next();
+                    a.next()
+                }
+                (Some(&&x), Some(&&y)) if x > y => a.next(),
+                (Some(_), None) => a.next(),
+                (_, Some(_)) => b.next(),
+                (None, None) => None,
+            };
+            match next {
+                Some(&id) => merged.push_front(id),
+                None => break,
+            }
+        }
+        FeedPlan {
+            feed,
+            own: Some(own),
+            result: merged,
+        }
+    }
+
+    /// An unfollow's cleanup from the feed `feed` and the ids of it to keep (computed with
+    /// [`Timeline::keep_not_from`]).
+    pub fn cleanup(feed: Arc<VecDeque<u64>>, kept: VecDeque<u64>) -> FeedPlan {
+        FeedPlan {
+            feed: Some(feed),
+            own: None,
+            result: kept,
+        }
+    }
+
+    /// Whether the lists the plan was made from are the ones here now.
+    fn still_fits(
+        &self,
+        feeds: &ShardedMap<u32, Arc<VecDeque<u64>>>,
+        follower: u32,
+        own: Option<&ShardedMap<u32, Arc<VecDeque<u64>>>>,
+        followee: u32,
+    ) -> bool {
+        same(self.feed.as_ref(), feeds.get(&follower))
+            && own.is_none_or(|own| same(self.own.as_ref(), own.get(&followee)))
     }
 }
 
@@ -563,44 +674,37 @@ impl Timeline {
     /// After `follower` followed `followee` in `graph`: backfills the followee's recent items
     /// into the follower's feed (unless the followee is large: those are fanned in).
     pub fn followed(&mut self, graph: &FollowerMap, follower: u32, followee: u32) {
+        self.followed_planned(graph, follower, followee, None);
+    }
+
+    /// [`Timeline::followed`], using `plan` (made by [`FeedPlan::backfill`] before the write
+    /// lock was taken) when the lists it was made from are still the ones here.
+    pub fn followed_planned(
+        &mut self,
+        graph: &FollowerMap,
+        follower: u32,
+        followee: u32,
+        plan: Option<FeedPlan>,
+    ) {
         self.reclassify(graph, followee);
         if self.is_large(followee) {
             return;
         }
-        let Some(items) = self.own.get(&followee) else {
-            return;
+        let plan = match plan {
+            Some(plan) if plan.still_fits(&self.feeds, follower, Some(&self.own), followee) => plan,
+            _ => match self.backfill_of(follower, followee) {
+                Some(inputs) => FeedPlan::backfill(inputs),
+                None => return,
+            },
         };
-        let n = items.len().min(self.options.backfill);
-        if n == 0 {
-            return;
-        }
-        let capacity = self.options.feed_capacity;
-        let feed = self.feeds.value_or_default(follower);
-        let before = feed.len();
-        // One merge of two ascending lists, keeping the newest `capacity` ids: O(feed +
-        // backfill), where pushing them one by one (newest first, each into the middle)
-        // was quadratic.
-        let recent = items.range(items.len() - n..);
-        let mut merged = VecDeque::with_capacity((before + n).min(capacity));
-        let (mut a, mut b) = (feed.iter().rev().peekable(), recent.rev().peekable());
-        while merged.len() < capacity {
-            let next = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x == y => {
-                    b.next();
-                    a.next()
-                }
-                (Some(&&x), Some(&&y)) if x > y => a.next(),
-                (Some(_), None) => a.next(),
-                (_, Some(_)) => b.next(),
-                (None, None) => None,
-            };
-            match next {
-                Some(&id) => merged.push_front(id),
-                None => break,
-            }
-        }
-        *feed = merged;
-        self.feed_entries = self.feed_entries + feed.len() - before;
+        self.install(follower, plan.result);
+    }
+
+    /// Replaces `user`'s feed by `ids`.
+    fn install(&mut self, user: u32, ids: VecDeque<u64>) {
+        let before = self.feeds.get(&user).map_or(0, |f| f.len());
+        self.feed_entries = self.feed_entries + ids.len() - before;
+        self.feeds.insert(user, Arc::new(ids));
     }
 
     /// Feed entries a follow of `followee` by `follower` would merge (its backfill and the
@@ -616,13 +720,41 @@ impl Timeline {
     /// After `follower` unfollowed `followee`: removes the followee's posts and
     /// reposts from the follower's feed.
     pub fn unfollowed(&mut self, follower: u32, followee: u32) {
-        let Some(feed) = self.feeds.value_mut(&follower) else {
-            return;
-        };
+        self.unfollowed_planned(follower, followee, None);
+    }
+
+    /// [`Timeline::unfollowed`], using `plan` (made by [`FeedPlan::cleanup`] before the
+    /// write lock was taken) when the feed it was made from is still the one here.
+    pub fn unfollowed_planned(&mut self, follower: u32, followee: u32, plan: Option<FeedPlan>) {
+        match plan {
+            Some(plan) if plan.still_fits(&self.feeds, follower, None, followee) => {
+                self.install(follower, plan.result);
+            }
+            _ => {
+                let Some(feed) = self.feeds.value_mut(&follower) else {
+                    return;
+                };
+                let records = &self.records;
+                let before = feed.len();
+                feed.retain(|id| source(records.get(id)) != Some(followee));
+                self.feed_entries -= before - feed.len();
+            }
+        }
+    }
+
+    /// Appends to `kept` the ids of `ids` that `followee` did not put into feeds (a step of
+    /// [`FeedPlan::cleanup`], run under a read lock a slice of the feed at a time).
+    pub fn keep_not_from(&self, ids: &[u64], followee: u32, kept: &mut VecDeque<u64>) {
         let records = &self.records;
-        let before = feed.len();
-        feed.retain(|id| source(records.get(id)) != Some(followee));
-        self.feed_entries -= before - feed.len();
+        kept.extend(
+            ids.iter()
+                .filter(|id| source(records.get(id)) != Some(followee)),
+        );
+    }
+
+    /// The follower's feed (shared, copy-on-write): what a [`FeedPlan`] starts from.
+    pub fn feed_list(&self, user: u32) -> Option<Arc<VecDeque<u64>>> {
+        self.feeds.get(&user).cloned()
     }
 
     /// Whether an item is visible: it exists, is not deleted, and neither is its post.

@@ -12,15 +12,15 @@ use strata_core::FollowerMap;
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::resource::{Log, Shared};
-use crate::runtime::consume_since;
+use crate::runtime::{consume_since, Slicer};
 
 /// Most ids one page returns.
 const MAX_PAGE: usize = 10_000;
 /// Most edges one `follow_many` call takes on a normal scheduler.
 const MAX_BATCH: usize = 1_000;
-/// Edges added under one write lock by the dirty bulk load (well under a millisecond of
-/// work: readers and writers wait at most that long for one slice).
-const BULK_SLICE: usize = 4096;
+/// Edges the dirty bulk load adds under its first write lock (the next slices adapt their
+/// size to stay well under a millisecond: see `Slicer`).
+const BULK_SLICE: usize = 1024;
 
 pub type FollowerMapResource = Shared<FollowerMap>;
 
@@ -169,7 +169,7 @@ fn follower_map_follow_many(env: Env, map: Term, edges: Term) -> NifResult<u64> 
 
 /// Follows edges packed as `<<follower::32-little, followee::32-little, ...>>`, any number,
 /// on a dirty scheduler; returns how many were new. Self-follows are refused before any
-/// edge is added. Holds the write lock for each slice of `BULK_SLICE` edges.
+/// edge is added. Holds the write lock for one slice of edges at a time (see `Slicer`).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
     let map = handle(map)?;
@@ -177,7 +177,7 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
     if !bytes.len().is_multiple_of(8) {
         return Err(bad_arg("argument edges: expected a binary of 8-byte edges"));
     }
-    let pairs: Vec<(u32, u32)> = bytes
+    let mut pairs: Vec<(u32, u32)> = bytes
         .chunks_exact(8)
         .map(|e| {
             (
@@ -191,12 +191,20 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
             "argument edges: user {a} cannot follow itself"
         )));
     }
-    // Added in slices, each recorded as its own op, so that the write lock is given up
+    // Sorted first, without the lock (each slice's own sort then finds it sorted), then
+    // added in slices, each recorded as its own op, so that the write lock is given up
     // between them.
-    pairs
-        .chunks(BULK_SLICE)
-        .map(|slice| follow_all(&map, slice))
-        .sum()
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (mut rest, mut slicer, mut added) = (&pairs[..], Slicer::new(BULK_SLICE), 0);
+    while !rest.is_empty() {
+        let began = Instant::now();
+        let (slice, next) = rest.split_at(slicer.size().min(rest.len()));
+        added += follow_all(&map, slice)?;
+        slicer.took(began.elapsed());
+        rest = next;
+    }
+    Ok(added)
 }
 
 #[rustler::nif]

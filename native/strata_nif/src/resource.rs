@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use parking_lot::{RwLock, RwLockReadGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use rustler::{NifResult, Resource, ResourceArc};
 use strata_core::op::Encode;
 use strata_core::persist::Persist;
@@ -227,13 +227,15 @@ impl<T: Measured> Shared<T> {
         T::seal(frozen, self)
     }
 
-    /// Runs `f` under the write lock and accounts for the memory it changed.
+    /// Runs `f` under the write lock and accounts for the memory it changed. The lock is
+    /// handed to the threads waiting for it, if any (a fair unlock): a long operation made
+    /// of many short writes in a row (a fan-out's slices) cannot take it back before them.
     pub fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let mut inner = self.inner.write();
         let before = inner.memory();
         let result = f(&mut inner);
         let after = inner.memory();
-        drop(inner);
+        RwLockWriteGuard::unlock_fair(inner);
         adjust_memory(after as isize - before as isize);
         result
     }

@@ -23,6 +23,42 @@ pub fn consume_since(env: Env, start: Instant) {
     rustler::schedule::consume_timeslice(env, percent);
 }
 
+/// How much of a long operation one slice does under the locks: a number of items that
+/// adapts to how long the last slice took, so that a slice stays near `TARGET` whatever an
+/// item costs on this machine at this moment (a fan-out into feeds that do not exist yet
+/// allocates, one into warm feeds does not). Each slice records its own bounds, so replay
+/// does not depend on how they were chosen.
+pub struct Slicer {
+    size: usize,
+}
+
+impl Slicer {
+    /// Time one slice aims at.
+    const TARGET: std::time::Duration = std::time::Duration::from_micros(150);
+    const MIN: usize = 32;
+    const MAX: usize = 16_384;
+
+    pub fn new(first: usize) -> Slicer {
+        Slicer {
+            size: first.clamp(Self::MIN, Self::MAX),
+        }
+    }
+
+    /// Items for the next slice.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Adapts to the time the last slice took.
+    pub fn took(&mut self, elapsed: std::time::Duration) {
+        if elapsed > Self::TARGET * 2 {
+            self.size = (self.size / 2).max(Self::MIN);
+        } else if elapsed < Self::TARGET / 2 {
+            self.size = (self.size * 2).min(Self::MAX);
+        }
+    }
+}
+
 /// Bytes held by every live Strata resource in this VM.
 #[rustler::nif]
 fn runtime_memory() -> usize {

@@ -7,18 +7,21 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
+use parking_lot::RwLockReadGuard;
 use rustler::{Binary, Encoder, Env, NifResult, NifStruct, Resource, ResourceArc, Term};
 use strata_core::follower_map::GraphError;
 use strata_core::op::{Delivery, EdgeOp, Encode, FeedOp, GraphOp};
 use strata_core::persist::{Persist, TimelineState};
-use strata_core::timeline::{Item, Options, TimelineError, FANOUT_SLICE, MAX_FEED_CAPACITY};
+use strata_core::timeline::{
+    FeedPlan, Item, Options, TimelineError, FANOUT_SLICE, MAX_FEED_CAPACITY,
+};
 use strata_core::{FollowerMap, Timeline};
 
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::follower_map::{self_follow, user, FollowerMapHandle, FollowerMapResource};
 use crate::resource::{Log, Shared};
-use crate::runtime::{consume_since, twin_nifs, On};
+use crate::runtime::{consume_since, twin_nifs, On, Slicer};
 
 /// Most items one read returns.
 const MAX_READ: usize = 100;
@@ -183,17 +186,19 @@ fn publish(
         Ok(n) => n,
         Err(e) => return Ok(Err(e)),
     };
-    let mut from = 0;
+    let (mut from, mut slicer) = (0, Slicer::new(FANOUT_SLICE));
     loop {
+        let began = Instant::now();
         let graph = tl.graph.read();
         let to = tl.state.write_logged(|t, log| {
-            let to = t.fan_out_slice_end(&graph, id, from, FANOUT_SLICE);
+            let to = t.fan_out_slice_end(&graph, id, from, slicer.size());
             let op = FeedOp::FanOut(id, from, to);
             log.record(&op)?;
             touched += op.apply(&graph, t).unwrap_or(0);
             Ok(to)
         })?;
-        drop(graph);
+        RwLockReadGuard::unlock_fair(graph);
+        slicer.took(began.elapsed());
         if to == u32::MAX {
             break;
         }
@@ -348,6 +353,15 @@ fn follow(env: Env, tl: Term, follower: Term, followee: Term, feed_here: bool) -
     } else {
         EdgeOp::FollowEdge(a, b)
     };
+    if tl.graph.read().follows(a, b) {
+        return Ok(false);
+    }
+    // The backfill is merged before the write locks are taken (see `FeedPlan`).
+    let inputs = match feed_here {
+        true => tl.state.read().backfill_of(a, b),
+        false => None,
+    };
+    let mut plan = inputs.map(FeedPlan::backfill);
     let added = tl.graph.write_as_owner(|g, graph_log| {
         tl.state.write_logged(|t, log| {
             if g.follows(a, b) {
@@ -358,7 +372,7 @@ fn follow(env: Env, tl: Term, follower: Term, followee: Term, feed_here: bool) -
             } else {
                 graph_log.record(&GraphOp::Follow(a, b))?;
             }
-            op.apply(g, t).map_err(self_follow)
+            op.apply_planned(g, t, plan.take()).map_err(self_follow)
         })
     })?;
     consume_since(env, began);
@@ -394,6 +408,11 @@ fn unfollow_now(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult
     let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
+    if !tl.graph.read().follows(a, b) {
+        return Ok(false);
+    }
+    let feed = tl.state.read().feed_list(a);
+    let mut plan = cleanup_plan(&tl, b, feed);
     let removed = tl.graph.write_as_owner(|g, graph_log| {
         tl.state.write_logged(|t, log| {
             if !g.follows(a, b) {
@@ -405,11 +424,33 @@ fn unfollow_now(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult
             } else {
                 graph_log.record(&GraphOp::Unfollow(a, b))?;
             }
-            op.apply(g, t).map_err(self_follow)
+            op.apply_planned(g, t, plan.take()).map_err(self_follow)
         })
     })?;
     consume_since(env, began);
     Ok(removed)
+}
+
+/// Feed ids looked up under one read lock while an unfollow's cleanup is planned.
+const CLEANUP_SLICE: usize = 8192;
+
+/// An unfollow's cleanup of `feed`, planned before the write locks are taken (see
+/// `FeedPlan`): the ids `followee` did not put there, looked up a slice at a time.
+fn cleanup_plan(
+    tl: &TimelineResource,
+    followee: u32,
+    feed: Option<std::sync::Arc<std::collections::VecDeque<u64>>>,
+) -> Option<FeedPlan> {
+    let feed = feed?;
+    let mut kept = std::collections::VecDeque::with_capacity(feed.len());
+    let (front, back) = feed.as_slices();
+    for slice in front
+        .chunks(CLEANUP_SLICE)
+        .chain(back.chunks(CLEANUP_SLICE))
+    {
+        tl.state.read().keep_not_from(slice, followee, &mut kept);
+    }
+    Some(FeedPlan::cleanup(feed, kept))
 }
 
 fn encode_item<'a>(env: Env<'a>, item: Item) -> Term<'a> {

@@ -1,0 +1,49 @@
+defmodule Strata.StallTest do
+  # Small calls from other processes stay short while a long operation runs on the same
+  # structure: long writers work in slices and give their locks up between them, snapshots
+  # are encoded from a frozen copy with the locks released. Each case runs the long work at
+  # the largest size this suite affords and checks that it really was long (so that a call
+  # held for the whole of it would break the bound), then that the slowest small call made
+  # meanwhile stayed under a bound far below it. (The bound is wide: on this 2-core VM a
+  # thread woken from a lock can wait a few milliseconds for a core.)
+  use ExUnit.Case, async: false
+
+  alias Strata.Stalls
+
+  @moduletag timeout: 300_000
+
+  @bound_ms 25
+
+  @sizes [
+    fan_out: 1_000_000,
+    bulk_follow: 1_000_000,
+    backfill: 100_000,
+    dump: 1_500_000,
+    save: 1_000_000,
+    checkpoint_fallback: 1_000_000,
+    define_groups: 50_000
+  ]
+
+  for {scenario, size} <- @sizes do
+    test "small calls stay short during #{scenario} (#{size})" do
+      {long, small, done} =
+        case Stalls.Scenarios.setup(unquote(scenario), unquote(size)) do
+          {long, small} -> {long, small, fn -> :ok end}
+          three -> three
+        end
+
+      {_, long_ms, latencies} = Stalls.during(long, small)
+      done.()
+      %{max: max_us} = summary = Stalls.summary(latencies)
+
+      # Long work that a stalled call would have to wait through (or the case shows nothing),
+      # and probes that ran during it.
+      assert long_ms > 2 * @bound_ms, "#{unquote(scenario)} took only #{long_ms} ms"
+      assert summary.samples >= 5, "only #{summary.samples} small calls during the long work"
+
+      assert max_us < @bound_ms * 1000,
+             "#{unquote(scenario)}: a small call took #{max_us} us during #{long_ms} ms of " <>
+               "long work (#{inspect(summary)})"
+    end
+  end
+end
