@@ -34,8 +34,18 @@ mod imp {
         });
     }
 
+    /// Slow steps: every check of the step under the directory sleeps this long (a slow
+    /// disk), until disarmed.
+    static SLOW: Mutex<Vec<(PathBuf, &'static str, std::time::Duration)>> = Mutex::new(Vec::new());
+
+    /// Makes every `step` on a path under `under` take `delay` (until disarmed).
+    pub fn slow(under: &Path, step: &'static str, delay: std::time::Duration) {
+        SLOW.lock().push((under.to_path_buf(), step, delay));
+    }
+
     /// Disarms the faults under `under`; whether one had not fired.
     pub fn disarm(under: &Path) -> bool {
+        SLOW.lock().retain(|(u, _, _)| u != under);
         let mut plan = PLAN.lock();
         let before = plan.len();
         plan.retain(|f| f.under != under);
@@ -43,6 +53,14 @@ mod imp {
     }
 
     pub fn check(step: &'static str, path: &Path) -> Result<(), StoreError> {
+        let delay = SLOW
+            .lock()
+            .iter()
+            .find(|(under, s, _)| *s == step && path.starts_with(under))
+            .map(|&(_, _, d)| d);
+        if let Some(delay) = delay {
+            std::thread::sleep(delay);
+        }
         let mut plan = PLAN.lock();
         let Some(i) = plan
             .iter()
@@ -66,7 +84,7 @@ mod imp {
 }
 
 #[cfg(any(test, feature = "fault"))]
-pub use imp::{arm, check, disarm};
+pub use imp::{arm, check, disarm, slow};
 
 /// Never fails outside tests.
 #[cfg(not(any(test, feature = "fault")))]

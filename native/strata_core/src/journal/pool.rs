@@ -3,11 +3,17 @@
 //! appended to an empty buffer, a writer waiting for an fsync, a close, an interval fsync
 //! falling due) and served by one worker at a time, so its records keep their order; an
 //! idle journal costs no thread and no CPU (workers and the timer sleep on condition
-//! variables, never polling). A slow or failing disk holds only the worker serving that
-//! journal; the others go on serving the rest.
+//! variables, never polling).
+//!
+//! A slow or failing disk must not hold up the journals on other disks: at most half the
+//! workers serve the journals of one device (file system) at a time, and the others wait
+//! in that device's backlog, so the rest of the workers are always free for other devices.
+//! Fsyncs of different journals on one device run side by side on its workers, which lets
+//! the file system fold them into shared commits (ext4 and XFS group concurrent fsyncs);
+//! Strata never calls `syncfs`, which would also flush files that are not its own.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread;
@@ -19,6 +25,8 @@ use parking_lot::{Condvar, Mutex};
 pub(super) trait Service: Send + Sync + 'static {
     /// The journal's scheduling state (see [`Slot`]).
     fn slot(&self) -> &Slot;
+    /// The device (file system) its files are on.
+    fn device(&self) -> u64;
     /// Does what is due; returns when the next pass is due without new work (an interval
     /// fsync), if ever.
     fn pass(self: Arc<Self>) -> Option<Instant>;
@@ -79,8 +87,58 @@ impl Ord for Timer {
     }
 }
 
+/// Jobs to run, and the devices being served.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Arc<dyn Service>>,
+    /// Passes running on each device.
+    busy: HashMap<u64, usize>,
+    /// Jobs of a device whose workers are all taken, in arrival order.
+    backlog: HashMap<u64, VecDeque<Arc<dyn Service>>>,
+}
+
+impl Queue {
+    /// The next job whose device has a worker free (others go to their backlog).
+    fn next(&mut self) -> Option<Arc<dyn Service>> {
+        while let Some(job) = self.jobs.pop_front() {
+            let device = job.device();
+            let busy = self.busy.entry(device).or_insert(0);
+            if *busy < per_device() {
+                *busy += 1;
+                return Some(job);
+            }
+            self.backlog.entry(device).or_default().push_back(job);
+        }
+        None
+    }
+
+    /// A pass on `device` ended: its next waiting job, if any, is queued first.
+    fn done(&mut self, device: u64) -> bool {
+        if let Some(busy) = self.busy.get_mut(&device) {
+            *busy -= 1;
+            if *busy == 0 {
+                self.busy.remove(&device);
+            }
+        }
+        let Some(waiting) = self.backlog.get_mut(&device) else {
+            return false;
+        };
+        let next = waiting.pop_front();
+        if waiting.is_empty() {
+            self.backlog.remove(&device);
+        }
+        match next {
+            Some(job) => {
+                self.jobs.push_front(job);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 struct Pool {
-    queue: Mutex<VecDeque<Arc<dyn Service>>>,
+    queue: Mutex<Queue>,
     ready: Condvar,
     timers: Mutex<(BinaryHeap<Reverse<Timer>>, u64)>,
     tick: Condvar,
@@ -92,11 +150,16 @@ pub fn workers() -> usize {
     thread::available_parallelism().map_or(4, |n| n.get().clamp(4, 8))
 }
 
+/// Workers that may serve the journals of one device at once: half of them.
+fn per_device() -> usize {
+    (workers() / 2).max(1)
+}
+
 fn pool() -> &'static Pool {
     static POOL: OnceLock<&'static Pool> = OnceLock::new();
     POOL.get_or_init(|| {
         let pool: &'static Pool = Box::leak(Box::new(Pool {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue::default()),
             ready: Condvar::new(),
             timers: Mutex::new((BinaryHeap::new(), 0)),
             tick: Condvar::new(),
@@ -131,7 +194,7 @@ pub(super) fn schedule(job: Arc<dyn Service>) {
             Ok(_) => {
                 if enqueue {
                     let p = pool();
-                    p.queue.lock().push_back(job);
+                    p.queue.lock().jobs.push_back(job);
                     p.ready.notify_one();
                 }
                 return;
@@ -149,21 +212,25 @@ fn work(pool: &'static Pool) {
     let mut busy_until: Option<Instant> = None;
     loop {
         let job = loop {
-            if let Some(job) = pool.queue.lock().pop_front() {
+            if let Some(job) = pool.queue.lock().next() {
                 break job;
             }
             match busy_until {
                 Some(until) if Instant::now() < until => thread::yield_now(),
                 _ => {
                     let mut queue = pool.queue.lock();
-                    while queue.is_empty() {
+                    let job = loop {
+                        if let Some(job) = queue.next() {
+                            break job;
+                        }
                         pool.ready.wait(&mut queue);
-                    }
-                    busy_until = None;
+                    };
+                    break job;
                 }
             }
         };
         busy_until = Some(Instant::now() + LINGER);
+        let device = job.device();
         job.slot().state.store(RUNNING, Ordering::Release);
         let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.clone().pass()))
             .unwrap_or(None);
@@ -171,14 +238,20 @@ fn work(pool: &'static Pool) {
             arm(&job, at, Due::Fsync);
         }
         let slot = job.slot();
-        if slot
+        let again = slot
             .state
             .compare_exchange(RUNNING, IDLE, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
+            .is_err();
+        let mut queue = pool.queue.lock();
+        let mut woken = queue.done(device);
+        if again {
             // More work arrived during the pass.
             slot.state.store(QUEUED, Ordering::Release);
-            pool.queue.lock().push_back(job);
+            queue.jobs.push_back(job);
+            woken = true;
+        }
+        drop(queue);
+        if woken {
             pool.ready.notify_one();
         }
     }

@@ -532,3 +532,66 @@ fn every_injected_io_failure_leaves_a_recoverable_directory() {
         }
     }
 }
+
+/// A journal on another device is acknowledged on time while the journals of a slow disk
+/// (every fsync 1.5 s) keep workers busy: they never take more than half of them.
+#[test]
+fn a_slow_disk_does_not_hold_up_the_journals_of_another() {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, Instant};
+    let slow_root = scratch("slow-disk");
+    let fast_root = PathBuf::from("/dev/shm").join(format!("strata-fast-{}", std::process::id()));
+    fs::create_dir_all(&slow_root).unwrap();
+    if fs::create_dir_all(&fast_root).is_err()
+        || fs::metadata(&fast_root).unwrap().dev() == fs::metadata(&slow_root).unwrap().dev()
+    {
+        eprintln!("skipped: no second file system (/dev/shm) to put the fast journal on");
+        return;
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<(u32, Instant)>();
+    let tx = Mutex::new(tx);
+    let notify = move || -> Notify<u32> {
+        let tx = Mutex::new(tx.lock().clone());
+        Box::new(move |ws, _| {
+            for w in ws {
+                let _ = tx.lock().send((w, Instant::now()));
+            }
+        })
+    };
+    let open_in = |dir: PathBuf| -> J {
+        let (_, j, _): (SortedSet, J, _) =
+            open(&dir, SyncMode::Always, || SortedSet::new(8, 0), notify()).unwrap();
+        j
+    };
+    let slow: Vec<J> = (0..2 * pool::workers())
+        .map(|i| open_in(slow_root.join(i.to_string())))
+        .collect();
+    let fast = open_in(fast_root.join("0"));
+    fault::slow(&slow_root, "fsync", Duration::from_millis(1500));
+    let mut rec = Vec::new();
+    SetOp::Add(Term::Int(1)).encode(&mut rec);
+    for (i, j) in slow.iter().enumerate() {
+        j.append(&rec).unwrap();
+        assert!(j.acknowledge(i as u32).is_none());
+    }
+    thread::sleep(Duration::from_millis(100)); // the slow fsyncs are under way
+    let asked = Instant::now();
+    fast.append(&rec).unwrap();
+    assert!(fast.acknowledge(999).is_none());
+    let waited = loop {
+        let (w, at) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        if w == 999 {
+            break at - asked;
+        }
+    };
+    fault::disarm(&slow_root);
+    assert!(
+        waited < Duration::from_millis(700),
+        "the fast journal waited {waited:?} behind the slow disk"
+    );
+    for j in slow.iter().chain([&fast]) {
+        j.close().unwrap();
+    }
+    let _ = fs::remove_dir_all(&slow_root);
+    let _ = fs::remove_dir_all(&fast_root);
+}

@@ -74,6 +74,9 @@ pub type Notify<W> = Box<dyn Fn(Vec<W>, Result<(), StoreError>) + Send + Sync>;
 
 struct Inner<W> {
     dir: PathBuf,
+    /// The device the directory is on (the shared writer serves each device's journals on
+    /// at most half its workers).
+    device: u64,
     kind: Kind,
     mode: SyncMode,
     writer: Mutex<Writer>,
@@ -119,8 +122,11 @@ impl<W: Send + 'static> Journal<W> {
         notify: Notify<W>,
         lock: File,
     ) -> Result<Journal<W>, StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let device = fs::metadata(dir).map_or(0, |m| m.dev());
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
+            device,
             kind,
             mode,
             writer: Mutex::new(Writer {
@@ -561,6 +567,10 @@ impl<W: Send + 'static> Inner<W> {
 impl<W: Send + 'static> pool::Service for Inner<W> {
     fn slot(&self) -> &pool::Slot {
         &self.slot
+    }
+
+    fn device(&self) -> u64 {
+        self.device
     }
 
     fn pass(self: Arc<Self>) -> Option<std::time::Instant> {
