@@ -105,6 +105,39 @@ impl Fenwick {
     }
 }
 
+/// Consecutive items of a set, held through the (copy-on-write) buckets that store them: a
+/// reader takes one under the set's lock in time that does not depend on the items' size,
+/// then copies or encodes them with the lock released; a writer that changes one of those
+/// buckets meanwhile changes a copy.
+#[derive(Debug, Default, Clone)]
+pub struct Run {
+    buckets: Vec<Arc<Vec<Term>>>,
+    skip: usize,
+    len: usize,
+}
+
+impl Run {
+    pub fn iter(&self) -> impl Iterator<Item = &Term> + '_ {
+        self.buckets
+            .iter()
+            .flat_map(|b| b.iter())
+            .skip(self.skip)
+            .take(self.len)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn first(&self) -> Option<&Term> {
+        self.iter().next()
+    }
+}
+
 /// The set. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Clone)]
 pub struct SortedSet {
@@ -473,6 +506,46 @@ impl SortedSet {
         self.iter_from(start).take(amount)
     }
 
+    /// [`SortedSet::slice`] as a [`Run`]: taken in `O(log n + buckets it spans)`, readable
+    /// after the set's lock is released.
+    pub fn run(&self, start: usize, amount: usize) -> Run {
+        let amount = amount.min(self.len.saturating_sub(start));
+        if amount == 0 {
+            return Run::default();
+        }
+        let (mut b, skip) = self.counts.find(start);
+        let mut buckets = Vec::new();
+        let mut spanned = 0;
+        while spanned < skip + amount {
+            let Some(bucket) = self.buckets.get(b) else {
+                break;
+            };
+            spanned += bucket.len();
+            buckets.push(bucket.clone());
+            b += 1;
+        }
+        Run {
+            buckets,
+            skip,
+            len: amount,
+        }
+    }
+
+    /// Up to `limit` items within the bounds, as a [`Run`] (see [`SortedSet::range`]).
+    pub fn range_run(&self, min: Bound, max: Bound, limit: usize) -> Run {
+        let start = match min {
+            Bound::Unbounded => 0,
+            Bound::Included(t) => self.rank(t),
+            Bound::Excluded(t) => self.rank(t) + usize::from(self.contains(t)),
+        };
+        let end = match max {
+            Bound::Unbounded => self.len,
+            Bound::Included(t) => self.rank(t) + usize::from(self.contains(t)),
+            Bound::Excluded(t) => self.rank(t),
+        };
+        self.run(start, end.saturating_sub(start).min(limit))
+    }
+
     /// Items within the bounds, ascending, starting at the lower bound.
     pub fn range<'s>(
         &'s self,
@@ -604,6 +677,8 @@ mod tests {
         fn matches_btreeset(ops in prop::collection::vec(op(), 1..600), bucket in 4usize..12) {
             let mut set = SortedSet::new(bucket, 0);
             let mut model = BTreeSet::new();
+            // Runs taken along the way, with what they held: later writes must not touch them.
+            let mut held: Vec<(Run, Vec<Term>)> = Vec::new();
             for op in ops {
                 match op {
                     Op::Insert(v) => {
@@ -635,7 +710,11 @@ mod tests {
                     Op::Slice(s, n) => {
                         let got: Vec<Term> = set.slice(s, n).cloned().collect();
                         let want: Vec<Term> = model.iter().skip(s).take(n).map(|v| Term::Int(*v)).collect();
-                        prop_assert_eq!(got, want);
+                        prop_assert_eq!(&got, &want);
+                        let run = set.run(s, n);
+                        prop_assert_eq!(run.iter().cloned().collect::<Vec<_>>(), want.clone());
+                        prop_assert_eq!(run.len(), want.len());
+                        held.push((run, want));
                     }
                     Op::Range(a, b) => {
                         let (lo, hi) = (Term::Int(a), Term::Int(b));
@@ -644,6 +723,20 @@ mod tests {
                             model.range(a + 1..=b).map(|v| Term::Int(*v)).collect()
                         } else { vec![] };
                         prop_assert_eq!(got, want);
+                        for (lo_in, hi_in) in [(false, false), (false, true), (true, false), (true, true)] {
+                            let min = if lo_in { Bound::Included(&lo) } else { Bound::Excluded(&lo) };
+                            let max = if hi_in { Bound::Included(&hi) } else { Bound::Excluded(&hi) };
+                            let want: Vec<Term> = model
+                                .iter()
+                                .filter(|&&v| (v > a || (lo_in && v == a)) && (v < b || (hi_in && v == b)))
+                                .take(7)
+                                .map(|v| Term::Int(*v))
+                                .collect();
+                            let run = set.range_run(min, max, 7);
+                            prop_assert_eq!(run.iter().cloned().collect::<Vec<_>>(), want);
+                        }
+                        let all = set.range_run(Bound::Unbounded, Bound::Unbounded, usize::MAX);
+                        prop_assert_eq!(all.len(), model.len());
                     }
                 }
                 prop_assert_eq!(set.len(), model.len());
@@ -654,6 +747,9 @@ mod tests {
             let all: Vec<Term> = set.iter().cloned().collect();
             let want: Vec<Term> = model.iter().map(|v| Term::Int(*v)).collect();
             prop_assert_eq!(all, want);
+            for (run, want) in held {
+                prop_assert_eq!(run.iter().cloned().collect::<Vec<_>>(), want);
+            }
         }
 
         #[test]

@@ -213,11 +213,6 @@ impl On {
             _ => None,
         }
     }
-
-    /// Whether the call is on a normal scheduler (and must keep to its budget).
-    pub fn is_normal(self) -> bool {
-        matches!(self, On::Normal(_))
-    }
 }
 
 /// Defines a NIF on the normal scheduler and its dirty CPU twin `<name>_dirty`, both
