@@ -591,13 +591,9 @@ defmodule Strata.Cluster do
     if added, do: :ok, else: :already
   end
 
-  # Deliveries with many followers go to a dirty scheduler, as fan-outs do.
+  # Deliveries with many followers move to a dirty scheduler themselves, as fan-outs do.
   defp deliver(tl, id, by, repost_of, here, followers) do
-    result =
-      if byte_size(followers) > 4000,
-        do: Strata.Native.timeline_deliver_dirty(tl, id, by, repost_of, here, followers),
-        else: Strata.Native.timeline_deliver(tl, id, by, repost_of, here, followers)
-
+    result = Strata.Native.timeline_deliver(tl, id, by, repost_of, here, followers)
     Durable.ack!(tl)
     result
   end

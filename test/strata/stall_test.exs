@@ -4,23 +4,25 @@ defmodule Strata.StallTest do
   # are encoded from a frozen copy with the locks released. Each case runs the long work at
   # the largest size this suite affords and checks that it really was long (so that a call
   # held for the whole of it would break the bound), then that the slowest small call made
-  # meanwhile stayed under a bound far below it. (The bound is wide: on this 2-core VM a
-  # thread woken from a lock can wait a few milliseconds for a core.)
+  # meanwhile stayed under a bound far below it. (The bound is wide: on this 2-core VM the
+  # thread holding a slice's lock is sometimes taken off its core by the OS for several
+  # milliseconds, and callers wait that long; the previous code held callers for 54-269 ms
+  # in these cases.)
   use ExUnit.Case, async: false
 
   alias Strata.Stalls
 
   @moduletag timeout: 300_000
 
-  @bound_ms 25
+  @bound_ms 50
 
   @sizes [
     fan_out: 1_000_000,
-    bulk_follow: 1_000_000,
+    bulk_follow: 3_000_000,
     backfill: 100_000,
     dump: 1_500_000,
-    save: 1_000_000,
-    checkpoint_fallback: 1_000_000,
+    save: 1_500_000,
+    checkpoint_fallback: 1_500_000,
     define_groups: 50_000
   ]
 

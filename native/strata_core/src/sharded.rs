@@ -3,6 +3,12 @@
 //! milliseconds. Split 256 ways, a growth moves 1/256 of the entries, which keeps every
 //! call short enough for a normal BEAM scheduler.
 //!
+//! Keys spread evenly, so shards fill at the same pace: grown only when full, all 256 would
+//! grow within the same few thousand inserts, and one slice of a long write (a fan-out into
+//! a million new feeds) would pay for all of them at once (5-10 ms, measured). So each
+//! shard grows early, at its own fill between half and full ([`make_room`]): growths are
+//! spread over the whole interval between doublings.
+//!
 //! Shards are copy-on-write: [`Clone`] copies 256 pointers, and the first change to a shard
 //! that a clone still shares copies that shard alone (1/256 of the entries). A snapshot of a
 //! live structure is therefore a clone taken in microseconds under its lock, encoded after
@@ -33,6 +39,22 @@ impl ShardKey for u64 {
     fn shard(self) -> usize {
         (self.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as usize
     }
+}
+
+/// Grows shard number `index` before a new key goes in, once it holds more than its own
+/// share of its capacity (from half to all of it, by index); returns the capacity added.
+fn make_room<K: ShardKey, V>(shard: &mut HashMap<K, V>, index: usize, key: &K) -> usize {
+    let capacity = shard.capacity();
+    let threshold = if capacity < 64 {
+        capacity
+    } else {
+        capacity / 2 + capacity / 2 * (index + 1) / SHARDS
+    };
+    if shard.len() < threshold || shard.contains_key(key) {
+        return 0;
+    }
+    shard.reserve(capacity + 1 - shard.len());
+    shard.capacity() - capacity
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +142,9 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let shard = Arc::make_mut(&mut self.shards[key.shard()]);
+        let index = key.shard();
+        let shard = Arc::make_mut(&mut self.shards[index]);
+        self.capacity += make_room(shard, index, &key);
         let before = shard.capacity();
         let old = shard.insert(key, value);
         self.capacity = self.capacity + shard.capacity() - before;
@@ -157,13 +181,10 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     where
         V: Default,
     {
-        let shard = Arc::make_mut(&mut self.shards[key.shard()]);
-        if shard.len() == shard.capacity() && !shard.contains_key(&key) {
-            // A full shard grows on this insert: grow it first, and count the growth.
-            let before = shard.capacity();
-            shard.reserve(1);
-            self.capacity = self.capacity + shard.capacity() - before;
-        }
+        let index = key.shard();
+        let shard = Arc::make_mut(&mut self.shards[index]);
+        // Grown first (when due), so that the entry below never grows it uncounted.
+        self.capacity += make_room(shard, index, &key);
         match shard.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {

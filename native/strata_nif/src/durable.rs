@@ -28,7 +28,7 @@ macro_rules! snapshot_nifs {
         #[rustler::nif(schedule = "DirtyCpu")]
         fn $dump<'a>(env: Env<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
             let x = $handle(x)?;
-            let bytes = x.snapshot();
+            let bytes = x.snapshot()?;
             durable::binary(env, &bytes)
         }
 
@@ -46,7 +46,7 @@ macro_rules! snapshot_nifs {
         fn $save<'a>(env: Env<'a>, x: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
             let x = $handle(x)?;
             let path = durable::path(path, "path")?;
-            let bytes = x.snapshot();
+            let bytes = x.snapshot()?;
             Ok(durable::save(env, &path, &bytes))
         }
 
@@ -64,7 +64,7 @@ macro_rules! snapshot_nifs {
         #[rustler::nif(schedule = "DirtyIo")]
         fn $checkpoint<'a>(env: Env<'a>, x: Term<'a>) -> NifResult<Term<'a>> {
             let x = $handle(x)?;
-            Ok(durable::checkpoint(env, &x))
+            durable::checkpoint(env, &x)
         }
     };
 }
@@ -466,18 +466,37 @@ pub fn not_durable<'a>(env: Env<'a>) -> Term<'a> {
 /// the live structure: under its read lock (no change can be recorded meanwhile) the journal
 /// moves to a new segment and a frozen copy of the state is taken (see [`Freeze`]), which is
 /// encoded and written with the lock released.
-pub fn checkpoint<'a, T: Freeze>(env: Env<'a>, shared: &Shared<T>) -> Term<'a> {
+pub fn checkpoint<'a, T: Freeze>(env: Env<'a>, shared: &Shared<T>) -> NifResult<Term<'a>> {
     let Some(journal) = shared.journal() else {
-        return not_durable(env);
+        return Ok(not_durable(env));
     };
     checkpoint_with::<T>(env, journal, || {
         let next = journal.next_segment()?;
         let (gen, frozen) = {
-            let state = shared.read();
+            let state = shared.read()?;
             (journal.switch_to(next)?, state.freeze())
         };
-        Ok((gen, T::seal(frozen, shared)))
+        Ok((gen, T::seal(frozen, shared)?))
     })
+}
+
+/// What a checkpoint's snapshot taking can fail with: the store, or (never on the dirty
+/// scheduler a checkpoint runs on) a lock.
+pub enum TakeError {
+    Store(StoreError),
+    Nif(Error),
+}
+
+impl From<StoreError> for TakeError {
+    fn from(e: StoreError) -> TakeError {
+        TakeError::Store(e)
+    }
+}
+
+impl From<Error> for TakeError {
+    fn from(e: Error) -> TakeError {
+        TakeError::Nif(e)
+    }
 }
 
 /// [`checkpoint`] for any structure: `take` encodes the live state and starts the next
@@ -485,18 +504,22 @@ pub fn checkpoint<'a, T: Freeze>(env: Env<'a>, shared: &Shared<T>) -> Term<'a> {
 pub fn checkpoint_with<'a, T: Persist>(
     env: Env<'a>,
     journal: &SharedJournal,
-    take: impl FnOnce() -> Result<(u64, Vec<u8>), StoreError>,
-) -> Term<'a> {
+    take: impl FnOnce() -> Result<(u64, Vec<u8>), TakeError>,
+) -> NifResult<Term<'a>> {
     let done = match journal.checkpoint_from_log::<T>() {
         Ok(true) => Ok(()),
         Ok(false) => {
             let _one = journal.exclusive();
-            take().and_then(|(gen, bytes)| journal.checkpoint(gen, &bytes))
+            match take() {
+                Ok((gen, bytes)) => journal.checkpoint(gen, &bytes),
+                Err(TakeError::Store(e)) => Err(e),
+                Err(TakeError::Nif(e)) => return Err(e),
+            }
         }
         Err(e) => Err(e),
     };
-    match done {
+    Ok(match done {
         Ok(()) => crate::ok().encode(env),
         Err(e) => error(env, &e),
-    }
+    })
 }

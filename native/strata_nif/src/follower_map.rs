@@ -12,7 +12,7 @@ use strata_core::FollowerMap;
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::resource::{Log, Shared};
-use crate::runtime::{consume_since, Slicer};
+use crate::runtime::{consume_since, yielding_nif, Slicer};
 
 /// Most ids one page returns.
 const MAX_PAGE: usize = 10_000;
@@ -88,8 +88,18 @@ fn follower_map_new(env: Env) -> Term {
     FollowerMapHandle::plain(Shared::wrap(FollowerMap::new())).encode(env)
 }
 
-#[rustler::nif]
-fn follower_map_follow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+yielding_nif!(
+    follower_map_follow,
+    follower_map_follow_body,
+    (map, follower, followee)
+);
+
+fn follower_map_follow_body<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    follower: Term<'a>,
+    followee: Term<'a>,
+) -> NifResult<bool> {
     let map = handle(map)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
     if a == b {
@@ -105,8 +115,18 @@ fn follower_map_follow(map: Term, follower: Term, followee: Term) -> NifResult<b
     })
 }
 
-#[rustler::nif]
-fn follower_map_unfollow(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+yielding_nif!(
+    follower_map_unfollow,
+    follower_map_unfollow_body,
+    (map, follower, followee)
+);
+
+fn follower_map_unfollow_body<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    follower: Term<'a>,
+    followee: Term<'a>,
+) -> NifResult<bool> {
     let map = handle(map)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
     map.write_logged(|m, log| {
@@ -119,11 +139,21 @@ fn follower_map_unfollow(map: Term, follower: Term, followee: Term) -> NifResult
     })
 }
 
-#[rustler::nif]
-fn follower_map_follows(map: Term, follower: Term, followee: Term) -> NifResult<bool> {
+yielding_nif!(
+    follower_map_follows,
+    follower_map_follows_body,
+    (map, follower, followee)
+);
+
+fn follower_map_follows_body<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    follower: Term<'a>,
+    followee: Term<'a>,
+) -> NifResult<bool> {
     let map = handle(map)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    let follows = map.read().follows(a, b);
+    let follows = map.read()?.follows(a, b);
     Ok(follows)
 }
 
@@ -151,9 +181,18 @@ fn follow_all(map: &FollowerMapResource, pairs: &[(u32, u32)]) -> NifResult<u64>
     })
 }
 
+yielding_nif!(
+    follower_map_follow_many,
+    follower_map_follow_many_body,
+    (map, edges)
+);
+
 /// Follows a batch of at most `MAX_BATCH` edges; returns how many were new.
-#[rustler::nif]
-fn follower_map_follow_many(env: Env, map: Term, edges: Term) -> NifResult<u64> {
+fn follower_map_follow_many_body<'a>(
+    env: Env<'a>,
+    map: Term<'a>,
+    edges: Term<'a>,
+) -> NifResult<u64> {
     let began = Instant::now();
     let map = handle(map)?;
     if edges.list_length().map_or(true, |n| n > MAX_BATCH) {
@@ -198,28 +237,51 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
     pairs.dedup();
     let (mut rest, mut slicer, mut added) = (&pairs[..], Slicer::new(BULK_SLICE), 0);
     while !rest.is_empty() {
-        let began = Instant::now();
         let (slice, next) = rest.split_at(slicer.size().min(rest.len()));
-        added += follow_all(&map, slice)?;
-        slicer.took(began.elapsed());
+        added += map.write_logged(|m, log| {
+            let began = Instant::now();
+            let op = GraphOp::FollowMany(Cow::Borrowed(slice));
+            log.record(&op)?;
+            let added = op.apply(m).unwrap_or(0);
+            slicer.took(began.elapsed()); // the time under the lock, not waiting for it
+            Ok(added)
+        })?;
         rest = next;
     }
     Ok(added)
 }
 
-#[rustler::nif]
-fn follower_map_follower_count(map: Term, who: Term) -> NifResult<u64> {
+yielding_nif!(
+    follower_map_follower_count,
+    follower_map_follower_count_body,
+    (map, who)
+);
+
+fn follower_map_follower_count_body<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    who: Term<'a>,
+) -> NifResult<u64> {
     let map = handle(map)?;
     let u = user(who, "user")?;
-    let n = map.read().follower_count(u);
+    let n = map.read()?.follower_count(u);
     Ok(n)
 }
 
-#[rustler::nif]
-fn follower_map_following_count(map: Term, who: Term) -> NifResult<u64> {
+yielding_nif!(
+    follower_map_following_count,
+    follower_map_following_count_body,
+    (map, who)
+);
+
+fn follower_map_following_count_body<'a>(
+    _env: Env<'a>,
+    map: Term<'a>,
+    who: Term<'a>,
+) -> NifResult<u64> {
     let map = handle(map)?;
     let u = user(who, "user")?;
-    let n = map.read().following_count(u);
+    let n = map.read()?.following_count(u);
     Ok(n)
 }
 
@@ -234,14 +296,19 @@ fn page_of<'a>(
     let began = Instant::now();
     let map = handle(map)?;
     let (from, n) = (after(from)?, limit(n)?);
-    let page = query(&map.read(), from, n);
+    let page = query(&*map.read()?, from, n);
     let term = encode_page(env, page);
     consume_since(env, began);
     Ok(term)
 }
 
-#[rustler::nif]
-fn follower_map_followers<'a>(
+yielding_nif!(
+    follower_map_followers,
+    follower_map_followers_body,
+    (map, who, from, n)
+);
+
+fn follower_map_followers_body<'a>(
     env: Env<'a>,
     map: Term<'a>,
     who: Term<'a>,
@@ -252,8 +319,13 @@ fn follower_map_followers<'a>(
     page_of(env, map, from, n, |m, a, l| m.followers(u, a, l))
 }
 
-#[rustler::nif]
-fn follower_map_following<'a>(
+yielding_nif!(
+    follower_map_following,
+    follower_map_following_body,
+    (map, who, from, n)
+);
+
+fn follower_map_following_body<'a>(
     env: Env<'a>,
     map: Term<'a>,
     who: Term<'a>,
@@ -264,8 +336,13 @@ fn follower_map_following<'a>(
     page_of(env, map, from, n, |m, a, l| m.following(u, a, l))
 }
 
-#[rustler::nif]
-fn follower_map_known_followers<'a>(
+yielding_nif!(
+    follower_map_known_followers,
+    follower_map_known_followers_body,
+    (map, viewer, target, from, n)
+);
+
+fn follower_map_known_followers_body<'a>(
     env: Env<'a>,
     map: Term<'a>,
     viewer: Term<'a>,
@@ -277,8 +354,13 @@ fn follower_map_known_followers<'a>(
     page_of(env, map, from, n, |m, a, l| m.known_followers(v, t, a, l))
 }
 
-#[rustler::nif]
-fn follower_map_mutuals<'a>(
+yielding_nif!(
+    follower_map_mutuals,
+    follower_map_mutuals_body,
+    (map, who, from, n)
+);
+
+fn follower_map_mutuals_body<'a>(
     env: Env<'a>,
     map: Term<'a>,
     who: Term<'a>,
@@ -289,8 +371,13 @@ fn follower_map_mutuals<'a>(
     page_of(env, map, from, n, |m, a, l| m.mutuals(u, a, l))
 }
 
-#[rustler::nif]
-fn follower_map_common_following<'a>(
+yielding_nif!(
+    follower_map_common_following,
+    follower_map_common_following_body,
+    (map, a, b, from, n)
+);
+
+fn follower_map_common_following_body<'a>(
     env: Env<'a>,
     map: Term<'a>,
     a: Term<'a>,
@@ -302,11 +389,12 @@ fn follower_map_common_following<'a>(
     page_of(env, map, from, n, |m, x, l| m.common_following(a, b, x, l))
 }
 
+yielding_nif!(follower_map_info, follower_map_info_body, (map));
+
 /// `{users, edges, memory}`, in `O(1)`.
-#[rustler::nif]
-fn follower_map_info(map: Term) -> NifResult<(u64, u64, usize)> {
+fn follower_map_info_body<'a>(_env: Env<'a>, map: Term<'a>) -> NifResult<(u64, u64, usize)> {
     let map = handle(map)?;
-    let m = map.read();
+    let m = map.read()?;
     Ok((m.users(), m.edges(), m.memory()))
 }
 

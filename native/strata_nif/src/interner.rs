@@ -9,6 +9,7 @@ use strata_core::Interner;
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::resource::{Log, Shared};
+use crate::runtime::yielding_nif;
 
 /// Longest key accepted.
 const MAX_KEY: usize = 65_535;
@@ -52,13 +53,14 @@ fn interner_new(env: Env) -> Term {
     wrap(Interner::new()).encode(env)
 }
 
+yielding_nif!(interner_intern, interner_intern_body, (interner, k));
+
 /// The id of `key`, giving it the next one if it has none.
-#[rustler::nif]
-fn interner_intern(interner: Term, k: Term) -> NifResult<u32> {
+fn interner_intern_body<'a>(_env: Env<'a>, interner: Term<'a>, k: Term<'a>) -> NifResult<u32> {
     let interner = handle(interner)?;
     let k = key(k)?;
     // Most keys are already known: look them up under the read lock first.
-    if let Some(id) = interner.read().lookup(k.as_slice()) {
+    if let Some(id) = interner.read()?.lookup(k.as_slice()) {
         return Ok(id);
     }
     interner
@@ -73,19 +75,25 @@ fn interner_intern(interner: Term, k: Term) -> NifResult<u32> {
         .map_err(|_| rustler::Error::Term(Box::new(crate::full())))
 }
 
-#[rustler::nif]
-fn interner_lookup(interner: Term, k: Term) -> NifResult<Option<u32>> {
+yielding_nif!(interner_lookup, interner_lookup_body, (interner, k));
+
+fn interner_lookup_body<'a>(
+    _env: Env<'a>,
+    interner: Term<'a>,
+    k: Term<'a>,
+) -> NifResult<Option<u32>> {
     let interner = handle(interner)?;
     let k = key(k)?;
-    let id = interner.read().lookup(k.as_slice());
+    let id = interner.read()?.lookup(k.as_slice());
     Ok(id)
 }
 
-#[rustler::nif]
-fn interner_key<'a>(env: Env<'a>, interner: Term<'a>, id: Term<'a>) -> NifResult<Term<'a>> {
+yielding_nif!(interner_key, interner_key_body, (interner, id));
+
+fn interner_key_body<'a>(env: Env<'a>, interner: Term<'a>, id: Term<'a>) -> NifResult<Term<'a>> {
     let interner = handle(interner)?;
     let id: u32 = arg(id, "id", "an id (an integer in 0..4294967295)")?;
-    let guard = interner.read();
+    let guard = interner.read()?;
     Ok(match guard.key(id) {
         Some(bytes) => {
             let mut bin = NewBinary::new(env, bytes.len());
@@ -96,11 +104,12 @@ fn interner_key<'a>(env: Env<'a>, interner: Term<'a>, id: Term<'a>) -> NifResult
     })
 }
 
+yielding_nif!(interner_info, interner_info_body, (interner));
+
 /// `{size, memory}`, in `O(1)`.
-#[rustler::nif]
-fn interner_info(interner: Term) -> NifResult<(usize, usize)> {
+fn interner_info_body<'a>(_env: Env<'a>, interner: Term<'a>) -> NifResult<(usize, usize)> {
     let interner = handle(interner)?;
-    let i = interner.read();
+    let i = interner.read()?;
     Ok((i.len(), i.memory()))
 }
 

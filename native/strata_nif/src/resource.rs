@@ -12,7 +12,7 @@ use strata_core::persist::Persist;
 
 use crate::durable::{durability_error, SharedJournal};
 use crate::error::bad_arg;
-use crate::runtime::adjust_memory;
+use crate::runtime::{adjust_memory, contended, on_normal_scheduler, LOCK_WAIT};
 
 /// A structure that knows how many bytes it holds.
 pub trait Measured {
@@ -54,7 +54,7 @@ pub trait Freeze: Measured + Persist + Sized {
     fn freeze(&self) -> Self::Frozen;
 
     /// The snapshot bytes of a frozen state; `live` is the structure it was taken from.
-    fn seal(frozen: Self::Frozen, live: &Shared<Self>) -> Vec<u8>;
+    fn seal(frozen: Self::Frozen, live: &Shared<Self>) -> NifResult<Vec<u8>>;
 }
 
 /// A structure whose clone is a copy-on-write snapshot.
@@ -67,8 +67,8 @@ macro_rules! freeze_by_clone {
                 self.clone()
             }
 
-            fn seal(frozen: $t, _live: &Shared<$t>) -> Vec<u8> {
-                frozen.dump()
+            fn seal(frozen: $t, _live: &Shared<$t>) -> NifResult<Vec<u8>> {
+                Ok(frozen.dump())
             }
         }
     )*};
@@ -88,17 +88,25 @@ impl Freeze for strata_core::Interner {
         self.len()
     }
 
-    fn seal(len: usize, live: &Shared<Self>) -> Vec<u8> {
-        strata_core::codec::seal(strata_core::codec::Kind::Interner, |out| {
+    fn seal(len: usize, live: &Shared<Self>) -> NifResult<Vec<u8>> {
+        let mut failed = Ok(());
+        let bytes = strata_core::codec::seal(strata_core::codec::Kind::Interner, |out| {
             let len = len as u32;
             strata_core::persist::put_interner_header(len, out);
             let mut from = 0;
             while from < len {
                 let to = from.saturating_add(INTERNER_CHUNK).min(len);
-                live.read().put_keys(from..to, out);
+                match live.read() {
+                    Ok(interner) => interner.put_keys(from..to, out),
+                    Err(e) => {
+                        failed = Err(e);
+                        return;
+                    }
+                }
                 from = to;
             }
-        })
+        });
+        failed.map(|()| bytes)
     }
 }
 
@@ -212,26 +220,43 @@ impl<T: Measured> Shared<T> {
         self.write(|inner| f(inner, &Recorder { journal }))
     }
 
-    /// A read lock; readers run in parallel.
-    pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        self.inner.read()
+    /// A read lock; readers run in parallel. On a normal scheduler a lock that a writer holds
+    /// (a slice of a long operation) is waited for at most `LOCK_WAIT`: then the call gets
+    /// [`contended`], and moves to a dirty scheduler to wait there (see `runtime::yielding`),
+    /// so that no normal scheduler, and no process queued on it, waits behind a lock.
+    pub fn read(&self) -> NifResult<RwLockReadGuard<'_, T>> {
+        if !on_normal_scheduler() {
+            return Ok(self.inner.read());
+        }
+        self.inner
+            .try_read()
+            .or_else(|| self.inner.try_read_for(LOCK_WAIT))
+            .ok_or_else(contended)
     }
 
     /// The structure's snapshot bytes, taken as [`Freeze`] says: the lock is held only to
     /// take the frozen state.
-    pub fn snapshot(&self) -> Vec<u8>
+    pub fn snapshot(&self) -> NifResult<Vec<u8>>
     where
         T: Freeze,
     {
-        let frozen = self.read().freeze();
+        let frozen = self.read()?.freeze();
         T::seal(frozen, self)
     }
 
     /// Runs `f` under the write lock and accounts for the memory it changed. The lock is
     /// handed to the threads waiting for it, if any (a fair unlock): a long operation made
     /// of many short writes in a row (a fan-out's slices) cannot take it back before them.
-    pub fn write<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut inner = self.inner.write();
+    /// On a normal scheduler, a held lock is waited for as by [`Shared::read`].
+    pub fn write<R>(&self, f: impl FnOnce(&mut T) -> NifResult<R>) -> NifResult<R> {
+        let mut inner = if on_normal_scheduler() {
+            self.inner
+                .try_write()
+                .or_else(|| self.inner.try_write_for(LOCK_WAIT))
+                .ok_or_else(contended)?
+        } else {
+            self.inner.write()
+        };
         let before = inner.memory();
         let result = f(&mut inner);
         let after = inner.memory();

@@ -36,7 +36,7 @@ impl Slicer {
     /// Time one slice aims at.
     const TARGET: std::time::Duration = std::time::Duration::from_micros(150);
     const MIN: usize = 32;
-    const MAX: usize = 16_384;
+    const MAX: usize = 4096;
 
     pub fn new(first: usize) -> Slicer {
         Slicer {
@@ -49,7 +49,7 @@ impl Slicer {
         self.size
     }
 
-    /// Adapts to the time the last slice took.
+    /// Adapts to the time the last slice took under the lock.
     pub fn took(&mut self, elapsed: std::time::Duration) {
         if elapsed > Self::TARGET * 2 {
             self.size = (self.size / 2).max(Self::MIN);
@@ -58,6 +58,54 @@ impl Slicer {
         }
     }
 }
+
+/// Longest a call on a normal scheduler waits for a structure's lock before it moves to a
+/// dirty scheduler to wait there. A long operation holds a lock for one slice at a time
+/// (~150 µs): a call that arrives during a slice usually gets the lock within this wait and
+/// stays on its scheduler; one that finds the lock held longer (its holder's thread taken
+/// off its core by the OS, say) frees the scheduler and waits on a dirty one. (With 10 µs,
+/// most contended calls moved, and on two cores the one dirty scheduler left to them made
+/// their latency worse: bench/stalls.exs, bulk follow p99.9 11 ms against ~1-4 ms.)
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_micros(200);
+
+/// Whether this thread is a normal scheduler (not a dirty one, nor a thread of Strata's).
+pub fn on_normal_scheduler() -> bool {
+    // SAFETY: no arguments; reads the calling thread's type.
+    unsafe { rustler::sys::enif_thread_type() == rustler::sys::ERL_NIF_THR_NORMAL_SCHEDULER }
+}
+
+const CONTENDED: &str = "strata_lock_busy";
+
+/// The error of a lock not taken on a normal scheduler (see `Shared::read`): never seen by
+/// Elixir, as every NIF that takes a lock is defined with `yielding_nif!` or `twin_nifs!`,
+/// which reschedule the call on a dirty scheduler instead.
+pub fn contended() -> rustler::Error {
+    rustler::Error::Atom(CONTENDED)
+}
+
+pub fn is_contended(e: &rustler::Error) -> bool {
+    matches!(e, rustler::Error::Atom(a) if *a == CONTENDED)
+}
+
+/// Defines NIF `$name` on a normal scheduler calling `body(env, args...)` (which returns
+/// `NifResult<impl Encoder>`): when a lock it needs is held, it runs again, the same NIF
+/// with the same arguments, on a dirty scheduler, where it waits for the lock. A body must
+/// take its locks before it changes anything.
+macro_rules! yielding_nif {
+    ($name:ident, $body:path, ($($arg:ident),*)) => {
+        #[rustler::nif]
+        fn $name<'a>(env: rustler::Env<'a>, $($arg: rustler::Term<'a>),*) -> rustler::NifResult<rustler::Term<'a>> {
+            match $body(env, $($arg),*) {
+                Err(e) if $crate::runtime::is_contended(&e) => {
+                    Ok($crate::runtime::reschedule_dirty(env, stringify!($name), &[$($arg),*]))
+                }
+                result => result.map(|value| rustler::Encoder::encode(&value, env)),
+            }
+        }
+    };
+}
+
+pub(crate) use yielding_nif;
 
 /// Bytes held by every live Strata resource in this VM.
 #[rustler::nif]
@@ -223,7 +271,13 @@ macro_rules! twin_nifs {
     ($normal:ident, $dirty:ident, $body:path, ($($arg:ident),*)) => {
         #[rustler::nif]
         fn $normal<'a>(env: rustler::Env<'a>, $($arg: rustler::Term<'a>),*) -> rustler::NifResult<rustler::Term<'a>> {
-            $body(env, $crate::runtime::On::Normal(stringify!($dirty)), $($arg),*)
+            match $body(env, $crate::runtime::On::Normal(stringify!($dirty)), $($arg),*) {
+                // A lock held by a long operation's slice: wait for it on the dirty twin.
+                Err(e) if $crate::runtime::is_contended(&e) => {
+                    Ok($crate::runtime::reschedule_dirty(env, stringify!($dirty), &[$($arg),*]))
+                }
+                result => result,
+            }
         }
 
         #[rustler::nif(schedule = "DirtyCpu")]
@@ -235,8 +289,9 @@ macro_rules! twin_nifs {
 
 pub(crate) use twin_nifs;
 
-/// Reschedules the current call as the NIF named `name` (its dirty CPU twin, taking the same
-/// arguments) and returns the term the NIF must return. The twin's function is found in
+/// Reschedules the current call as the NIF named `name` (its dirty CPU twin, or itself,
+/// taking the same arguments) on a dirty CPU scheduler, and returns the term the NIF must
+/// return. The twin's function is found in
 /// rustler's table of this library's NIFs.
 pub fn reschedule_dirty<'a>(env: Env<'a>, name: &str, args: &[Term<'a>]) -> Term<'a> {
     use rustler::codegen_runtime::inventory;

@@ -17,7 +17,7 @@ use strata_core::{SortedSet, Term as Value};
 use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::resource::{Log, Shared};
-use crate::runtime::{consume_since, twin_nifs, Budget, On};
+use crate::runtime::{consume_since, twin_nifs, yielding_nif, Budget, On};
 use crate::term::{decode, decode_list, encode, encode_list};
 
 /// Most items one `slice`/`range` call returns (the Elixir side pages through longer reads).
@@ -224,9 +224,10 @@ twin_nifs!(
     (set, old, new)
 );
 
-#[rustler::nif]
-fn sorted_set_size(set: Term) -> NifResult<usize> {
-    Ok(handle(set)?.read().len())
+yielding_nif!(sorted_set_size, sorted_set_size_body, (set));
+
+fn sorted_set_size_body<'a>(_env: Env<'a>, set: Term<'a>) -> NifResult<usize> {
+    Ok(handle(set)?.read()?.len())
 }
 
 /// A lookup of `item`: decoded (here or, when heavy, on a dirty scheduler), then `f` under
@@ -243,7 +244,7 @@ fn lookup<'a, R: Encoder>(
     }
     let set = handle(set)?;
     let item = decode(item, "item")?;
-    let result = f(&set.read(), &item);
+    let result = f(&*set.read()?, &item);
     Ok(result.encode(env))
 }
 
@@ -284,7 +285,7 @@ fn one<'a>(
     pick: impl Fn(&SortedSet) -> Option<usize>,
 ) -> NifResult<Term<'a>> {
     let run = {
-        let guard = set.read();
+        let guard = set.read()?;
         pick(&guard).map(|i| guard.run(i, 1))
     };
     let item = run.as_ref().and_then(Run::first);
@@ -340,7 +341,7 @@ fn at_many<'a>(
     order.sort_unstable_by_key(|&k| list[k]);
     let mut found: Vec<Option<Run>> = vec![None; list.len()];
     {
-        let guard = resource.read();
+        let guard = resource.read()?;
         for k in order {
             found[k] = (list[k] < guard.len()).then(|| guard.run(list[k], 1));
         }
@@ -376,7 +377,7 @@ fn slice<'a>(
     let resource = handle(set)?;
     let first = count(start, "start")?;
     let n = read_limit(amount, "amount")?;
-    let run = resource.read().run(first, n);
+    let run = resource.read()?.run(first, n);
     encode_run(env, on, &[set, start, amount], &run, began)
 }
 
@@ -476,7 +477,7 @@ fn range<'a>(
     let lo = OwnedBound::decode(min, "min")?;
     let hi = OwnedBound::decode(max, "max")?;
     let n = read_limit(limit, "limit")?;
-    let run = resource.read().range_run(lo.as_bound(), hi.as_bound(), n);
+    let run = resource.read()?.range_run(lo.as_bound(), hi.as_bound(), n);
     encode_run(env, on, &args, &run, began)
 }
 
@@ -487,20 +488,22 @@ twin_nifs!(
     (set, min, max, limit)
 );
 
-#[rustler::nif]
-fn sorted_set_memory(set: Term) -> NifResult<usize> {
-    Ok(handle(set)?.read().memory())
+yielding_nif!(sorted_set_memory, sorted_set_memory_body, (set));
+
+fn sorted_set_memory_body<'a>(_env: Env<'a>, set: Term<'a>) -> NifResult<usize> {
+    Ok(handle(set)?.read()?.memory())
 }
 
-#[rustler::nif]
-fn sorted_set_debug(set: Term) -> NifResult<String> {
-    Ok(handle(set)?.read().debug())
+yielding_nif!(sorted_set_debug, sorted_set_debug_body, (set));
+
+fn sorted_set_debug_body<'a>(_env: Env<'a>, set: Term<'a>) -> NifResult<String> {
+    Ok(handle(set)?.read()?.debug())
 }
 
 /// Checks every internal invariant (tests use it): `:ok` or `{:error, description}`. O(n).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn sorted_set_check<'a>(env: Env<'a>, set: Term<'a>) -> NifResult<Term<'a>> {
-    Ok(match handle(set)?.read().check_invariants() {
+    Ok(match handle(set)?.read()?.check_invariants() {
         Ok(()) => crate::ok().encode(env),
         Err(e) => (crate::error(), e).encode(env),
     })

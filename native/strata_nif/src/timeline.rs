@@ -21,7 +21,7 @@ use crate::durable::{self, JournalResource};
 use crate::error::{arg, bad_arg};
 use crate::follower_map::{self_follow, user, FollowerMapHandle, FollowerMapResource};
 use crate::resource::{Log, Shared};
-use crate::runtime::{consume_since, twin_nifs, On, Slicer};
+use crate::runtime::{consume_since, twin_nifs, yielding_nif, On, Slicer};
 
 /// Most items one read returns.
 const MAX_READ: usize = 100;
@@ -146,15 +146,20 @@ fn heavy_fanout(tl: Term, author: Term) -> bool {
     let (Ok(tl), Ok(author)) = (handle(tl), author.decode::<u32>()) else {
         return false; // the call itself raises, naming the argument
     };
-    let graph = tl.graph.read();
-    let size = tl.state.read().fan_out_size(&graph, author);
-    size > DIRTY_FANOUT
+    // A lock held by another call's slice: wait for it on the dirty twin.
+    let Ok(graph) = tl.graph.read() else {
+        return true;
+    };
+    let Ok(state) = tl.state.read() else {
+        return true;
+    };
+    state.fan_out_size(&graph, author) > DIRTY_FANOUT
 }
 
 /// Applies a change to the feeds under the graph's read lock and the timeline's write lock,
 /// recorded first.
 fn apply_feed(tl: &TimelineResource, op: FeedOp) -> NifResult<Result<usize, TimelineError>> {
-    let graph = tl.graph.read();
+    let graph = tl.graph.read()?;
     tl.state.write_logged(|t, log| {
         log.record(&op)?;
         Ok(op.apply(&graph, t))
@@ -175,8 +180,8 @@ fn publish(
     author: u32,
 ) -> NifResult<Result<usize, TimelineError>> {
     let size = {
-        let graph = tl.graph.read();
-        let size = tl.state.read().fan_out_size(&graph, author);
+        let graph = tl.graph.read()?;
+        let size = tl.state.read()?.fan_out_size(&graph, author);
         size
     };
     if size <= FANOUT_SLICE as u64 {
@@ -188,17 +193,17 @@ fn publish(
     };
     let (mut from, mut slicer) = (0, Slicer::new(FANOUT_SLICE));
     loop {
-        let began = Instant::now();
-        let graph = tl.graph.read();
+        let graph = tl.graph.read()?;
         let to = tl.state.write_logged(|t, log| {
+            let began = Instant::now();
             let to = t.fan_out_slice_end(&graph, id, from, slicer.size());
             let op = FeedOp::FanOut(id, from, to);
             log.record(&op)?;
             touched += op.apply(&graph, t).unwrap_or(0);
+            slicer.took(began.elapsed());
             Ok(to)
         })?;
         RwLockReadGuard::unlock_fair(graph);
-        slicer.took(began.elapsed());
         if to == u32::MAX {
             break;
         }
@@ -266,16 +271,30 @@ twin_nifs!(
     (tl, repost, reposter, post)
 );
 
-#[rustler::nif]
-fn timeline_delete_post<'a>(env: Env<'a>, tl: Term<'a>, post: Term<'a>) -> NifResult<Term<'a>> {
+yielding_nif!(timeline_delete_post, timeline_delete_post_body, (tl, post));
+
+fn timeline_delete_post_body<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    post: Term<'a>,
+) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let post = item_id(post, "post_id")?;
     let r = apply_feed(&tl, FeedOp::DeletePost(post))?.map(|_| crate::ok());
     Ok(result(env, r))
 }
 
-#[rustler::nif]
-fn timeline_delete_repost<'a>(env: Env<'a>, tl: Term<'a>, repost: Term<'a>) -> NifResult<Term<'a>> {
+yielding_nif!(
+    timeline_delete_repost,
+    timeline_delete_repost_body,
+    (tl, repost)
+);
+
+fn timeline_delete_repost_body<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    repost: Term<'a>,
+) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let repost = item_id(repost, "repost_id")?;
     let r = apply_feed(&tl, FeedOp::DeleteRepost(repost))?.map(|_| crate::ok());
@@ -330,14 +349,26 @@ fn heavy_follow(tl: Term, follower: Term, followee: Term) -> bool {
     ) else {
         return false; // the call itself raises, naming the argument
     };
-    let work = tl.state.read().follow_work(a, b);
-    work > DIRTY_FEED_WORK
+    let Ok(state) = tl.state.read() else {
+        return true; // a lock held by another call's slice: wait for it on the dirty twin
+    };
+    state.follow_work(a, b) > DIRTY_FEED_WORK
 }
+
+yielding_nif!(
+    timeline_follow_edge,
+    timeline_follow_edge_body,
+    (tl, follower, followee)
+);
 
 /// A follow whose follower lives on another node of a cluster: the graph (and the large-author
 /// classification) changes here, no feed does.
-#[rustler::nif]
-fn timeline_follow_edge(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult<bool> {
+fn timeline_follow_edge_body<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    follower: Term<'a>,
+    followee: Term<'a>,
+) -> NifResult<bool> {
     follow(env, tl, follower, followee, false)
 }
 
@@ -353,12 +384,12 @@ fn follow(env: Env, tl: Term, follower: Term, followee: Term, feed_here: bool) -
     } else {
         EdgeOp::FollowEdge(a, b)
     };
-    if tl.graph.read().follows(a, b) {
+    if tl.graph.read()?.follows(a, b) {
         return Ok(false);
     }
     // The backfill is merged before the write locks are taken (see `FeedPlan`).
     let inputs = match feed_here {
-        true => tl.state.read().backfill_of(a, b),
+        true => tl.state.read()?.backfill_of(a, b),
         false => None,
     };
     let mut plan = inputs.map(FeedPlan::backfill);
@@ -408,11 +439,11 @@ fn unfollow_now(env: Env, tl: Term, follower: Term, followee: Term) -> NifResult
     let began = Instant::now();
     let tl = handle(tl)?;
     let (a, b) = (user(follower, "follower")?, user(followee, "followee")?);
-    if !tl.graph.read().follows(a, b) {
+    if !tl.graph.read()?.follows(a, b) {
         return Ok(false);
     }
-    let feed = tl.state.read().feed_list(a);
-    let mut plan = cleanup_plan(&tl, b, feed);
+    let feed = tl.state.read()?.feed_list(a);
+    let mut plan = cleanup_plan(&tl, b, feed)?;
     let removed = tl.graph.write_as_owner(|g, graph_log| {
         tl.state.write_logged(|t, log| {
             if !g.follows(a, b) {
@@ -440,17 +471,19 @@ fn cleanup_plan(
     tl: &TimelineResource,
     followee: u32,
     feed: Option<std::sync::Arc<std::collections::VecDeque<u64>>>,
-) -> Option<FeedPlan> {
-    let feed = feed?;
+) -> NifResult<Option<FeedPlan>> {
+    let Some(feed) = feed else {
+        return Ok(None);
+    };
     let mut kept = std::collections::VecDeque::with_capacity(feed.len());
     let (front, back) = feed.as_slices();
     for slice in front
         .chunks(CLEANUP_SLICE)
         .chain(back.chunks(CLEANUP_SLICE))
     {
-        tl.state.read().keep_not_from(slice, followee, &mut kept);
+        tl.state.read()?.keep_not_from(slice, followee, &mut kept);
     }
-    Some(FeedPlan::cleanup(feed, kept))
+    Ok(Some(FeedPlan::cleanup(feed, kept)))
 }
 
 fn encode_item<'a>(env: Env<'a>, item: Item) -> Term<'a> {
@@ -460,10 +493,11 @@ fn encode_item<'a>(env: Env<'a>, item: Item) -> Term<'a> {
     }
 }
 
+yielding_nif!(timeline_read, timeline_read_body, (tl, who, before, limit));
+
 /// `{items, before}`: up to `limit` items older than `before` (nil: the newest), and the id
 /// to continue from (nil at the end).
-#[rustler::nif]
-fn timeline_read<'a>(
+fn timeline_read_body<'a>(
     env: Env<'a>,
     tl: Term<'a>,
     who: Term<'a>,
@@ -480,8 +514,8 @@ fn timeline_read<'a>(
             "argument limit: expected an integer in 0..{MAX_READ}, got {limit}"
         )));
     }
-    let graph = tl.graph.read();
-    let (items, next) = tl.state.read().read(&graph, u, before, limit);
+    let graph = tl.graph.read()?;
+    let (items, next) = tl.state.read()?.read(&graph, u, before, limit);
     drop(graph);
     let items: Vec<Term> = items.into_iter().map(|i| encode_item(env, i)).collect();
     let page = (items, next).encode(env);
@@ -489,11 +523,15 @@ fn timeline_read<'a>(
     Ok(page)
 }
 
+yielding_nif!(timeline_info, timeline_info_body, (tl));
+
 /// `{users, posts, reposts, feed_entries, large_authors, memory}`.
-#[rustler::nif]
-fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, usize, u64, usize)> {
+fn timeline_info_body<'a>(
+    _env: Env<'a>,
+    tl: Term<'a>,
+) -> NifResult<(usize, usize, usize, usize, u64, usize)> {
     let tl = handle(tl)?;
-    let t = tl.state.read();
+    let t = tl.state.read()?;
     let s = t.stats();
     Ok((
         s.users,
@@ -509,14 +547,16 @@ fn timeline_info(tl: Term) -> NifResult<(usize, usize, usize, usize, u64, usize)
 #[rustler::nif(schedule = "DirtyCpu")]
 fn timeline_dump<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
-    let bytes = freeze(&tl).dump();
+    let bytes = freeze(&tl)?.dump();
     durable::binary(env, &bytes)
 }
 
 /// A copy-on-write copy of the timeline and its graph, taken under both read locks (in time
 /// that does not grow with the data) and encoded by the caller with them released.
-fn freeze(tl: &TimelineResource) -> TimelineState {
-    frozen(&tl.graph.read(), &tl.state.read())
+fn freeze(tl: &TimelineResource) -> NifResult<TimelineState> {
+    let graph = tl.graph.read()?;
+    let state = tl.state.read()?;
+    Ok(frozen(&graph, &state))
 }
 
 fn frozen(graph: &FollowerMap, timeline: &Timeline) -> TimelineState {
@@ -538,7 +578,7 @@ fn timeline_load<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
 fn timeline_save<'a>(env: Env<'a>, tl: Term<'a>, path: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
     let path = durable::path(path, "path")?;
-    let bytes = freeze(&tl).dump();
+    let bytes = freeze(&tl)?.dump();
     Ok(durable::save(env, &path, &bytes))
 }
 
@@ -596,19 +636,15 @@ fn timeline_checkpoint<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
     let Some(journal) = tl.state.journal() else {
         return Ok(durable::not_durable(env));
     };
-    Ok(durable::checkpoint_with::<TimelineState>(
-        env,
-        journal,
-        || {
-            let next = journal.next_segment()?;
-            let (gen, frozen) = {
-                let graph = tl.graph.read();
-                let state = tl.state.read();
-                (journal.switch_to(next)?, frozen(&graph, &state))
-            };
-            Ok((gen, frozen.dump()))
-        },
-    ))
+    durable::checkpoint_with::<TimelineState>(env, journal, || {
+        let next = journal.next_segment()?;
+        let (gen, frozen) = {
+            let graph = tl.graph.read()?;
+            let state = tl.state.read()?;
+            (journal.switch_to(next)?, frozen(&graph, &state))
+        };
+        Ok((gen, frozen.dump()))
+    })
 }
 
 // One node's part of a cluster (`Strata.Cluster.Timeline`): posts delivered with the
@@ -634,18 +670,28 @@ fn packed_users(bin: Binary, name: &str) -> NifResult<Vec<u32>> {
 #[allow(clippy::too_many_arguments)]
 fn deliver<'a>(
     env: Env<'a>,
+    on: On,
     tl: Term<'a>,
     id: Term<'a>,
     by: Term<'a>,
     repost_of: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
+    author_here: Term<'a>,
+    followers: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let args = [tl, id, by, repost_of, author_here, followers];
+    let packed: Binary = arg(followers, "followers", "a binary of packed user ids")?;
+    // More than one slice: made on a dirty scheduler (a call that moves there after a slice
+    // was made would make it twice).
+    let heavy = || packed.len() / 4 > (DIRTY_FANOUT as usize).min(FANOUT_SLICE);
+    if let Some(moved) = on.moves(env, &args, heavy) {
+        return Ok(moved);
+    }
     let began = Instant::now();
     let tl = handle(tl)?;
     let (id, by) = (item_id(id, "id")?, user(by, "author_id")?);
     let repost_of: Option<u64> = arg(repost_of, "repost_of", "nil or a post id")?;
-    let followers = packed_users(followers, "followers")?;
+    let author_here: bool = arg(author_here, "author_here", "a boolean")?;
+    let followers = packed_users(packed, "followers")?;
     // Delivered in slices of `FANOUT_SLICE` followers, each recorded on its own, with the
     // locks given up between them (a follower here sees the item once their slice is in).
     let mut touched = 0;
@@ -671,38 +717,18 @@ fn deliver<'a>(
     Ok(touched.encode(env))
 }
 
-#[rustler::nif]
-fn timeline_deliver<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    id: Term<'a>,
-    by: Term<'a>,
-    repost_of: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    deliver(env, tl, id, by, repost_of, author_here, followers)
-}
-
-/// `timeline_deliver` for long follower lists.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn timeline_deliver_dirty<'a>(
-    env: Env<'a>,
-    tl: Term<'a>,
-    id: Term<'a>,
-    by: Term<'a>,
-    repost_of: Term<'a>,
-    author_here: bool,
-    followers: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    deliver(env, tl, id, by, repost_of, author_here, followers)
-}
+twin_nifs!(
+    timeline_deliver,
+    timeline_deliver_dirty,
+    deliver,
+    (tl, id, by, repost_of, author_here, followers)
+);
 
 /// The users with a feed here, packed as 32-bit little-endian ids.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn timeline_feed_users<'a>(env: Env<'a>, tl: Term<'a>) -> NifResult<Term<'a>> {
     let tl = handle(tl)?;
-    let users = tl.state.read().feed_users();
+    let users = tl.state.read()?.feed_users();
     let bytes: Vec<u8> = users.iter().flat_map(|u| u.to_le_bytes()).collect();
     durable::binary(env, &bytes)
 }
@@ -716,7 +742,7 @@ fn timeline_take_feeds<'a>(env: Env<'a>, tl: Term<'a>, users: Binary<'a>) -> Nif
     // A slice of users at a time, each recorded on its own.
     let mut taken: Vec<(u32, Vec<u64>)> = Vec::new();
     for slice in users.chunks(FANOUT_SLICE) {
-        let graph = tl.graph.read();
+        let graph = tl.graph.read()?;
         tl.state.write_logged(|t, log| {
             taken.extend(slice.iter().filter_map(|&u| t.feed(u).map(|ids| (u, ids))));
             let op = FeedOp::DropFeeds(Cow::Borrowed(slice));
@@ -743,11 +769,12 @@ fn timeline_merge_feed<'a>(
     Ok(crate::ok().encode(env))
 }
 
+yielding_nif!(timeline_has_item, timeline_has_item_body, (tl, id));
+
 /// Whether a post or repost with this id is recorded here (deleted or not).
-#[rustler::nif]
-fn timeline_has_item(tl: Term, id: Term) -> NifResult<bool> {
+fn timeline_has_item_body<'a>(_env: Env<'a>, tl: Term<'a>, id: Term<'a>) -> NifResult<bool> {
     let tl = handle(tl)?;
     let id = item_id(id, "id")?;
-    let found = tl.state.read().has_item(id);
+    let found = tl.state.read()?.has_item(id);
     Ok(found)
 }
