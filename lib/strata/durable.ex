@@ -30,6 +30,11 @@ defmodule Strata.Durable do
   `{:error, :not_regular_file}`, refused without reading or blocking), and never more than
   the machine's physical memory.
 
+  `dump/1` and `save/2` of a structure that others keep changing encode a consistent copy of
+  it, taken under its lock in time that does not grow with the data (copy-on-write buckets
+  and shards; see each module's "Long operations" section): writers wait microseconds, not
+  for the encoding.
+
   `save/2` writes a temporary file in the target's directory, fsyncs it, renames it over the
   target and fsyncs the directory, so the file is always either the old or the new snapshot.
   A failed fsync is an error (the temporary file is removed), never retried on the same file.
@@ -47,8 +52,12 @@ defmodule Strata.Durable do
   to the files and fsyncs as the `:sync` option says, so no scheduler ever waits on the
   disk; it wakes only for work, so an idle structure costs no thread and no CPU, and holds
   one open file (its directory's lock: the journal file is closed once everything in it is
-  fsynced). A slow or failing disk holds up only the writer thread serving it. The `:sync`
-  option also says when a change is acknowledged (when the call returns):
+  fsynced). At most half of the writer threads serve the journals of one file system at a
+  time (the others wait their turn in that file system's queue), so a slow or failing disk
+  never holds up the journals kept on other disks beyond their own fsyncs; fsyncs of
+  different journals on one file system run side by side, which lets the file system fold
+  them into shared commits. The `:sync` option also says when a change is acknowledged (when
+  the call returns):
 
     * `:always` (default) - after an fsync covers it. Nothing acknowledged is lost, even on
       power loss. Concurrent writers share fsyncs (group commit): the shared writer fsyncs
@@ -76,7 +85,8 @@ defmodule Strata.Durable do
   durable. The snapshot is built from the files alone (the previous snapshot plus the
   records after it, in a second, temporary copy of the structure, on a dirty scheduler), so
   a checkpoint never holds up readers or writers; only when those files cannot be read back
-  is the live structure encoded instead, under its read lock (writers wait meanwhile).
+  is the live structure snapshotted instead: a copy-on-write copy of it is taken under its
+  lock (in time that does not grow with the data) and encoded with the lock released.
   `close/1` makes everything durable and releases the directory (a directory is locked by
   the structure that has it open; opening it twice gives `{:error, :locked}`).
 

@@ -30,6 +30,16 @@ defmodule Strata.FollowerMap do
   | `follow_many/2` | `O(edges)`, in batches of 1000 (a binary of packed edges: one dirty call) |
 
   Pages are ascending by id: pass the last id of a page as `after:` to get the next one.
+
+  ## Long operations and other callers
+
+  A `follow_many/2` of a packed binary is sorted without the lock, then added in slices of
+  about 150 µs of work each, recorded in the journal one by one, with the lock given up
+  between them: a reader meanwhile sees the edges of the slices made so far (and all of a
+  slice or none of it), and other writers go on between slices. `dump/1`, `save/2` and a
+  checkpoint of the live graph encode a copy-on-write copy taken under the lock (a pointer per
+  shard): they see the graph as it was when it was taken. A call on a normal scheduler waits
+  at most 200 µs for the lock, then moves to a dirty scheduler to wait there.
   """
 
   alias Strata.{Durable, Native}

@@ -51,6 +51,17 @@ defmodule Strata.SortedSet do
   in parallel; writers take a lock only for the change itself, never while converting terms,
   and callers never see lock contention as an error.
 
+  ## Long operations and other callers
+
+  Nothing holds the set's lock for long. Reads take the items they return as shared pointers
+  to the buckets that hold them (copy-on-write: a writer that changes such a bucket meanwhile
+  changes a copy) and convert them after releasing the lock, however large they are. `dump/1`,
+  `save/2` and a checkpoint that has to snapshot the live set take a copy-on-write copy of the
+  set under its lock (a pointer per bucket) and encode it with the lock released: they see the
+  set as it was at that moment, and writers go on meanwhile. A call on a normal scheduler
+  waits at most 200 µs for the lock; past that it moves to a dirty scheduler and waits there,
+  so that no normal scheduler, and no process queued on it, is held up.
+
   ## Reading while others write
 
   Every single call is atomic. Reads that span several calls (`to_list/1`, `range/4` past

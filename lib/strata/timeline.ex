@@ -45,6 +45,28 @@ defmodule Strata.Timeline do
   with `follower_map:` (so a graph can be bulk-loaded first). Whether an author is large is
   checked at each of their posts and follows; backfill and unfollow cleanup happen only for
   follows made through `follow/3` and `unfollow/3`.
+
+  ## Long operations and other callers
+
+  No call holds the timeline's locks for long, so reads and small writes from other
+  processes go on during a long one:
+
+    * A post (or repost) that reaches more than 1000 followers runs on a dirty scheduler; past
+      1024 it is fanned out in slices of about 150 µs of work each, with the locks given up
+      between them. It is recorded first (with its author's own items and feed) but hidden
+      from every reader until the last slice is in: then it appears in every timeline at once.
+      Each slice pushes it to the followers it covers as the graph is at that moment, so a
+      follow or unfollow made during the fan-out acts as if made before or after it. Every
+      step is journaled; a fan-out a crash cut short is completed when the timeline is opened
+      again (or loaded from a snapshot).
+    * `follow/3` and `unfollow/3` compute the backfill merge or the cleanup of the follower's
+      feed before they take the write locks, and install it in `O(1)` if the feed has not
+      changed meanwhile (otherwise they redo it under the locks).
+    * `dump/1`, `save/2` and a checkpoint that snapshots the live timeline encode a
+      copy-on-write copy of it and its graph, taken under the locks in time that does not
+      grow with the data: the timeline as it was at that moment.
+    * A call on a normal scheduler waits at most 200 µs for a lock, then moves to a dirty
+      scheduler to wait there.
   """
 
   alias Strata.{Durable, FollowerMap, Native}
