@@ -1,10 +1,11 @@
 //! NIFs behind `Strata.SortedSet` (prefix `sorted_set_`).
 //!
 //! Every NIF decodes and validates its arguments before it takes the lock and holds the
-//! lock only for the core operation. Results are encoded after the lock is released: reads
-//! take the items they return as a `Run` (the copy-on-write buckets that hold them, a
-//! pointer per bucket), so that neither copying nor encoding them, however large, happens
-//! under the lock.
+//! lock only for the core operation. Reads take the items they return as a `Run` (the
+//! copy-on-write buckets that hold them, a pointer per bucket) and encode them under the read
+//! lock when they are light (within a normal scheduler's budget, ~50 µs: cheaper than making
+//! a writer copy a bucket), after releasing it when they are heavy (on the dirty twin), so
+//! that no item, however large, is copied or encoded under the lock.
 
 use std::borrow::Cow;
 use std::time::Instant;
@@ -284,17 +285,37 @@ fn one<'a>(
     set: &SortedSetResource,
     pick: impl Fn(&SortedSet) -> Option<usize>,
 ) -> NifResult<Term<'a>> {
-    let run = {
-        let guard = set.read()?;
-        pick(&guard).map(|i| guard.run(i, 1))
-    };
-    let item = run.as_ref().and_then(Run::first);
-    if let Some(moved) = on.moves(env, args, || {
-        item.is_some_and(|v| Budget::normal().value(v))
-    }) {
-        return Ok(moved);
+    let take = |s: &SortedSet| pick(s).map(|i| s.run(i, 1));
+    read_then(set, on, take, |run| {
+        let item = run.as_ref().and_then(Run::first);
+        let heavy = || item.is_some_and(|v| Budget::normal().value(v));
+        on.moves(env, args, heavy)
+            .unwrap_or_else(|| optional(env, item))
+    })
+}
+
+/// Takes what a read returns (as `Run`s: shared pointers to the buckets holding the items)
+/// under the read lock, and converts it with `finish`. On a normal scheduler, where the
+/// conversion is within the call's budget (heavier items move the call to its dirty twin),
+/// that happens under the lock and the runs are dropped before it is released, so that no
+/// writer ever has to copy a bucket for them; on a dirty scheduler, after the lock is
+/// released, so that however large the items, writers are not held while they are copied.
+fn read_then<R, T>(
+    set: &SortedSetResource,
+    on: On,
+    take: impl FnOnce(&SortedSet) -> R,
+    finish: impl FnOnce(&R) -> T,
+) -> NifResult<T> {
+    let guard = set.read()?;
+    let taken = take(&guard);
+    if matches!(on, On::Dirty) {
+        drop(guard);
+        return Ok(finish(&taken));
     }
-    Ok(optional(env, item))
+    let result = finish(&taken);
+    drop(taken);
+    drop(guard);
+    Ok(result)
 }
 
 fn at<'a>(env: Env<'a>, on: On, set: Term<'a>, index: Term<'a>) -> NifResult<Term<'a>> {
@@ -339,24 +360,27 @@ fn at_many<'a>(
     }
     let mut order: Vec<usize> = (0..list.len()).collect();
     order.sort_unstable_by_key(|&k| list[k]);
-    let mut found: Vec<Option<Run>> = vec![None; list.len()];
-    {
-        let guard = resource.read()?;
+    let take = |s: &SortedSet| {
+        let mut found: Vec<Option<Run>> = vec![None; list.len()];
         for k in order {
-            found[k] = (list[k] < guard.len()).then(|| guard.run(list[k], 1));
+            found[k] = (list[k] < s.len()).then(|| s.run(list[k], 1));
         }
-    }
-    let items = || found.iter().map(|run| run.as_ref().and_then(Run::first));
-    let mut budget = Budget::normal();
+        found
+    };
     let args = [set, indices, default];
-    if let Some(moved) = on.moves(env, &args, || items().flatten().any(|v| budget.value(v))) {
-        return Ok(moved);
-    }
-    let terms: Vec<Term> = items()
-        .map(|item| item.map_or(default, |v| encode(env, v)))
-        .collect();
+    let terms = read_then(&resource, on, take, |found| {
+        let items = || found.iter().map(|run| run.as_ref().and_then(Run::first));
+        let mut budget = Budget::normal();
+        if let Some(moved) = on.moves(env, &args, || items().flatten().any(|v| budget.value(v))) {
+            return moved;
+        }
+        let terms: Vec<Term> = items()
+            .map(|item| item.map_or(default, |v| encode(env, v)))
+            .collect();
+        terms.encode(env)
+    })?;
     consume_since(env, began);
-    Ok(terms.encode(env))
+    Ok(terms)
 }
 
 twin_nifs!(
@@ -377,27 +401,34 @@ fn slice<'a>(
     let resource = handle(set)?;
     let first = count(start, "start")?;
     let n = read_limit(amount, "amount")?;
-    let run = resource.read()?.run(first, n);
-    encode_run(env, on, &[set, start, amount], &run, began)
+    encode_run(
+        env,
+        on,
+        &[set, start, amount],
+        &resource,
+        |s| s.run(first, n),
+        began,
+    )
 }
 
-/// Encodes the items of a read with the lock released (here, or as the dirty twin when
-/// they weigh more than a normal scheduler's budget).
+/// Encodes the items of a read (see `read_then`), here or as the dirty twin when they weigh
+/// more than a normal scheduler's budget.
 fn encode_run<'a>(
     env: Env<'a>,
     on: On,
     args: &[Term<'a>],
-    run: &Run,
+    set: &SortedSetResource,
+    take: impl FnOnce(&SortedSet) -> Run,
     began: Instant,
 ) -> NifResult<Term<'a>> {
-    let heavy = || {
-        let mut budget = Budget::normal();
-        run.iter().any(|v| budget.value(v))
-    };
-    if let Some(moved) = on.moves(env, args, heavy) {
-        return Ok(moved);
-    }
-    let list = encode_list(env, run.iter());
+    let list = read_then(set, on, take, |run| {
+        let heavy = || {
+            let mut budget = Budget::normal();
+            run.iter().any(|v| budget.value(v))
+        };
+        on.moves(env, args, heavy)
+            .unwrap_or_else(|| encode_list(env, run.iter()))
+    })?;
     consume_since(env, began);
     Ok(list)
 }
@@ -477,8 +508,8 @@ fn range<'a>(
     let lo = OwnedBound::decode(min, "min")?;
     let hi = OwnedBound::decode(max, "max")?;
     let n = read_limit(limit, "limit")?;
-    let run = resource.read()?.range_run(lo.as_bound(), hi.as_bound(), n);
-    encode_run(env, on, &args, &run, began)
+    let take = |s: &SortedSet| s.range_run(lo.as_bound(), hi.as_bound(), n);
+    encode_run(env, on, &args, &resource, take, began)
 }
 
 twin_nifs!(
