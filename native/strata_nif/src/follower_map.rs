@@ -238,7 +238,7 @@ fn follower_map_follow_packed(map: Term, edges: Binary) -> NifResult<u64> {
     let (mut rest, mut slicer, mut added) = (&pairs[..], Slicer::new(BULK_SLICE), 0);
     while !rest.is_empty() {
         let (slice, next) = rest.split_at(slicer.size().min(rest.len()));
-        added += map.write_logged(|m, log| {
+        added += map.write_slice(|m, log| {
             let began = Instant::now();
             let op = GraphOp::FollowMany(Cow::Borrowed(slice));
             log.record(&op)?;

@@ -166,6 +166,17 @@ fn apply_feed(tl: &TimelineResource, op: FeedOp) -> NifResult<Result<usize, Time
     })
 }
 
+/// [`apply_feed`] for one slice of a long operation (see `Shared::write_slice`).
+fn apply_slice(tl: &TimelineResource, op: FeedOp) -> NifResult<Result<usize, TimelineError>> {
+    let graph = tl.graph.read()?;
+    let applied = tl.state.write_slice(|t, log| {
+        log.record(&op)?;
+        Ok(op.apply(&graph, t))
+    });
+    RwLockReadGuard::unlock_fair(graph);
+    applied
+}
+
 /// Records a post or repost (`whole`) and fans it out. When it reaches more than
 /// `FANOUT_SLICE` followers it goes in steps instead, each recorded and applied under the
 /// locks on its own, the locks given up between them: `begin` records it (invisible to
@@ -194,7 +205,7 @@ fn publish(
     let (mut from, mut slicer) = (0, Slicer::new(FANOUT_SLICE));
     loop {
         let graph = tl.graph.read()?;
-        let to = tl.state.write_logged(|t, log| {
+        let to = tl.state.write_slice(|t, log| {
             let began = Instant::now();
             let to = t.fan_out_slice_end(&graph, id, from, slicer.size());
             let op = FeedOp::FanOut(id, from, to);
@@ -718,7 +729,7 @@ fn deliver<'a>(
             None => FeedOp::DeliverPost(id, by, delivery),
             Some(post) => FeedOp::DeliverRepost(id, by, post, delivery),
         };
-        match apply_feed(&tl, op)? {
+        match apply_slice(&tl, op)? {
             Ok(n) => touched += n,
             Err(e) => return Ok(error(env, e)),
         }
@@ -753,7 +764,7 @@ fn timeline_take_feeds<'a>(env: Env<'a>, tl: Term<'a>, users: Binary<'a>) -> Nif
     let mut taken: Vec<(u32, Vec<u64>)> = Vec::new();
     for slice in users.chunks(FANOUT_SLICE) {
         let graph = tl.graph.read()?;
-        tl.state.write_logged(|t, log| {
+        tl.state.write_slice(|t, log| {
             taken.extend(slice.iter().filter_map(|&u| t.feed(u).map(|ids| (u, ids))));
             let op = FeedOp::DropFeeds(Cow::Borrowed(slice));
             log.record(&op)?;
