@@ -17,8 +17,15 @@ defmodule Strata.Stalls do
 
     latencies =
       Enum.flat_map(pids, fn pid ->
+        monitor = Process.monitor(pid)
+
         receive do
-          {^ref, ^pid, samples} -> samples
+          {^ref, ^pid, samples} ->
+            # Gone before this returns: a probe holds the structures it calls, which are
+            # freed (and the VM's native memory count falls) only when it exits.
+            receive do
+              {:DOWN, ^monitor, :process, ^pid, _} -> samples
+            end
         end
       end)
 
@@ -81,7 +88,11 @@ defmodule Strata.Stalls.Scenarios do
     edges = for i <- 1..n, do: {rem(i * 7919, users), rem(i * 104_729 + 1, users)}
     edges = pack(for {a, b} <- edges, a != b, do: {a, b})
     long = fn -> FollowerMap.follow_many(map, edges) end
-    small = fn -> :ok = FollowerMap.follow(map, System.unique_integer([:positive, :monotonic]) + users, 1) end
+
+    small = fn ->
+      :ok = FollowerMap.follow(map, System.unique_integer([:positive, :monotonic]) + users, 1)
+    end
+
     {long, small}
   end
 
@@ -107,7 +118,11 @@ defmodule Strata.Stalls.Scenarios do
     map = FollowerMap.new()
     FollowerMap.follow_many(map, pack(power_law(n, max(div(n, 2), 2))))
     long = fn -> byte_size(FollowerMap.dump(map)) end
-    small = fn -> :ok = FollowerMap.follow(map, System.unique_integer([:positive, :monotonic]) + n, 1) end
+
+    small = fn ->
+      :ok = FollowerMap.follow(map, System.unique_integer([:positive, :monotonic]) + n, 1)
+    end
+
     {long, small}
   end
 
@@ -115,7 +130,12 @@ defmodule Strata.Stalls.Scenarios do
   def setup(:save, n) do
     set = SortedSet.new()
     Enum.each(Stream.chunk_every(1..n, 10_000), &SortedSet.add_all(set, members(&1)))
-    path = Path.join(System.tmp_dir!(), "strata-stall-#{System.unique_integer([:positive, :monotonic])}")
+
+    path =
+      Path.join(
+        System.tmp_dir!(),
+        "strata-stall-#{System.unique_integer([:positive, :monotonic])}"
+      )
 
     long = fn ->
       :ok = SortedSet.save(set, path)
@@ -128,7 +148,12 @@ defmodule Strata.Stalls.Scenarios do
   # A checkpoint of a durable set of `n` items whose base snapshot went bad: the live set is
   # snapshotted (the fallback).
   def setup(:checkpoint_fallback, n) do
-    dir = Path.join(System.tmp_dir!(), "strata-stall-#{System.unique_integer([:positive, :monotonic])}")
+    dir =
+      Path.join(
+        System.tmp_dir!(),
+        "strata-stall-#{System.unique_integer([:positive, :monotonic])}"
+      )
+
     set = SortedSet.new(durable: dir, sync: :none)
     Enum.each(Stream.chunk_every(1..n, 10_000), &SortedSet.add_all(set, members(&1)))
 
@@ -164,7 +189,9 @@ defmodule Strata.Stalls.Scenarios do
   # was held must answer as one that was not): a probe that gets anything else crashes its
   # caller, which is linked to it.
   defp small_timeline_calls(tl) do
-    1 = Timeline.insert_post(tl, 2_000_000_000 + System.unique_integer([:positive, :monotonic]), 9)
+    1 =
+      Timeline.insert_post(tl, 2_000_000_000 + System.unique_integer([:positive, :monotonic]), 9)
+
     {items, _cursor} = Timeline.get_timeline(tl, 1, limit: 20)
     true = is_list(items)
   end
