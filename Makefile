@@ -32,4 +32,5 @@ bench: setup
 	mix run bench/followers.exs
 	mix run bench/timeline.exs
 	mix run bench/durability.exs
+	mix run bench/stalls.exs
 	mix run bench/cluster.exs
