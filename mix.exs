@@ -107,6 +107,8 @@ defmodule Strata.MixProject do
       compilers: [:strata_native | Mix.compilers()],
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
+      # PropEr comes from the OTP installation (Debian's erlang-proper), for the tests only.
+      xref: [exclude: [:proper, :proper_types, :proper_statem]],
       description: "Mutable, index-reporting data structures for BEAM services, in Rust.",
       docs: [main: "readme", extras: ["README.md"]]
     ]

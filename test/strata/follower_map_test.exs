@@ -1,70 +1,128 @@
 defmodule Strata.FollowerMapTest do
   use ExUnit.Case, async: true
 
-  alias Strata.{FollowerMap, Seeded}
+  alias Strata.FollowerMap
 
   doctest FollowerMap
 
-  test "random follows and unfollows match a set of edges, for every read" do
-    Seeded.run("follower_map", fn _seed ->
-      map = FollowerMap.new()
-      users = 0..40
+  # Random command sequences against a set of edges (PropEr, shrinking to the shortest failing
+  # sequence); every read is checked against the model as it goes.
+  defmodule Statem do
+    @moduledoc false
+    alias Strata.FollowerMap
 
-      model =
-        Enum.reduce(1..5000, MapSet.new(), fn _, edges ->
-          {a, b} = {Enum.random(users), Enum.random(users)}
+    def map, do: Process.get(__MODULE__)
+    def user, do: :proper_types.integer(0, 12)
+    def page, do: {:proper_types.oneof([nil, user()]), :proper_types.integer(1, 5)}
 
-          cond do
-            a == b ->
-              assert_raise ArgumentError, ~r/cannot follow itself/, fn ->
-                FollowerMap.follow(map, a, b)
-              end
+    def initial_state, do: MapSet.new()
 
-              edges
+    def command(_edges) do
+      :proper_types.frequency([
+        {5, {:call, __MODULE__, :follow, [user(), user()]}},
+        {2, {:call, __MODULE__, :unfollow, [user(), user()]}},
+        {1, {:call, __MODULE__, :follow_many, [:proper_types.list({user(), user()})]}},
+        {1, {:call, __MODULE__, :counts, [user()]}},
+        {1, {:call, __MODULE__, :pages, [user(), page()]}},
+        {1, {:call, __MODULE__, :social, [user(), user(), page()]}}
+      ])
+    end
 
-            :rand.uniform(3) == 1 ->
-              expected = if {a, b} in edges, do: :ok, else: :not_following
-              assert FollowerMap.unfollow(map, a, b) == expected
-              MapSet.delete(edges, {a, b})
+    def precondition(_edges, {:call, _, :follow_many, [pairs]}),
+      do: Enum.all?(pairs, fn {a, b} -> a != b end)
 
-            true ->
-              expected = if {a, b} in edges, do: :already, else: :ok
-              assert FollowerMap.follow(map, a, b) == expected
-              MapSet.put(edges, {a, b})
-          end
-        end)
+    def precondition(_edges, _call), do: true
 
-      followers = fn u -> for({f, ^u} <- model, do: f) |> Enum.sort() end
-      following = fn u -> for({^u, f} <- model, do: f) |> Enum.sort() end
+    def follow(a, b) do
+      FollowerMap.follow(map(), a, b)
+    rescue
+      e in ArgumentError -> {:raised, e.message}
+    end
 
-      for u <- users do
-        assert FollowerMap.followers(map, u, limit: 1000) == followers.(u)
-        assert FollowerMap.following(map, u, limit: 1000) == following.(u)
-        assert FollowerMap.follower_count(map, u) == length(followers.(u))
-        assert FollowerMap.following_count(map, u) == length(following.(u))
+    def unfollow(a, b), do: FollowerMap.unfollow(map(), a, b)
+    def follow_many(pairs), do: FollowerMap.follow_many(map(), pairs)
 
-        assert FollowerMap.followers(map, u, after: 10, limit: 3) ==
-                 followers.(u) |> Enum.filter(&(&1 > 10)) |> Enum.take(3)
+    def counts(u),
+      do: {FollowerMap.follower_count(map(), u), FollowerMap.following_count(map(), u)}
 
-        mutual = Enum.filter(following.(u), &(&1 in followers.(u)))
-        assert FollowerMap.mutuals(map, u, limit: 1000) == {mutual, length(mutual)}
+    def pages(u, {after_, limit}) do
+      opts = [after: after_, limit: limit]
+      {FollowerMap.followers(map(), u, opts), FollowerMap.following(map(), u, opts)}
+    end
 
-        t = Enum.random(users)
-        known = Enum.filter(following.(u), &({&1, t} in model))
-        assert FollowerMap.known_followers(map, u, t, limit: 1000) == {known, length(known)}
+    def social(u, t, {after_, limit}) do
+      opts = [after: after_, limit: limit]
 
-        assert FollowerMap.known_followers(map, u, t, limit: 1) ==
-                 {Enum.take(known, 1), length(known)}
+      {FollowerMap.known_followers(map(), u, t, opts), FollowerMap.mutuals(map(), u, opts),
+       FollowerMap.common_following(map(), u, t, opts), FollowerMap.follows?(map(), u, t)}
+    end
 
-        common = Enum.filter(following.(u), &(&1 in following.(t)))
-        assert FollowerMap.common_following(map, u, t, limit: 1000) == {common, length(common)}
+    def next_state(edges, _, {:call, _, :follow, [a, b]}) when a != b,
+      do: MapSet.put(edges, {a, b})
+
+    def next_state(edges, _, {:call, _, :unfollow, [a, b]}), do: MapSet.delete(edges, {a, b})
+
+    def next_state(edges, _, {:call, _, :follow_many, [pairs]}),
+      do: Enum.into(pairs, edges)
+
+    def next_state(edges, _, _), do: edges
+
+    defp followers(edges, u), do: for({f, ^u} <- edges, do: f) |> Enum.sort()
+    defp following(edges, u), do: for({^u, f} <- edges, do: f) |> Enum.sort()
+
+    defp page(ids, nil, limit), do: Enum.take(ids, limit)
+    defp page(ids, after_, limit), do: ids |> Enum.filter(&(&1 > after_)) |> Enum.take(limit)
+
+    defp counted(ids, after_, limit), do: {page(ids, after_, limit), length(ids)}
+
+    def postcondition(edges, {:call, _, :follow, [a, b]}, got) do
+      cond do
+        a == b -> match?({:raised, "argument followee: " <> _}, got)
+        {a, b} in edges -> got == :already
+        true -> got == :ok
       end
+    end
 
-      edges = MapSet.size(model)
-      users_with_edges = model |> Enum.flat_map(&Tuple.to_list/1) |> Enum.uniq() |> length()
-      assert FollowerMap.stats(map) == %{users: users_with_edges, edges: edges}
-      assert inspect(map) == "#Strata.FollowerMap<users: #{users_with_edges}, edges: #{edges}>"
-    end)
+    def postcondition(edges, {:call, _, :unfollow, [a, b]}, got),
+      do: got == if({a, b} in edges, do: :ok, else: :not_following)
+
+    def postcondition(edges, {:call, _, :follow_many, [pairs]}, got),
+      do: got == MapSet.size(MapSet.difference(MapSet.new(pairs), edges))
+
+    def postcondition(edges, {:call, _, :counts, [u]}, got),
+      do: got == {length(followers(edges, u)), length(following(edges, u))}
+
+    def postcondition(edges, {:call, _, :pages, [u, {after_, limit}]}, got) do
+      got ==
+        {page(followers(edges, u), after_, limit), page(following(edges, u), after_, limit)}
+    end
+
+    def postcondition(edges, {:call, _, :social, [u, t, {after_, limit}]}, got) do
+      known = Enum.filter(following(edges, u), &({&1, t} in edges))
+      mutual = Enum.filter(following(edges, u), &(&1 in followers(edges, u)))
+      common = Enum.filter(following(edges, u), &(&1 in following(edges, t)))
+
+      got ==
+        {counted(known, after_, limit), counted(mutual, after_, limit),
+         counted(common, after_, limit), {u, t} in edges}
+    end
+
+    def property do
+      import Strata.PropCheck
+
+      forall(:proper_statem.commands(__MODULE__), fn commands ->
+        Process.put(__MODULE__, FollowerMap.new())
+
+        run_statem(__MODULE__, commands, fn edges ->
+          users = edges |> Enum.flat_map(&Tuple.to_list/1) |> Enum.uniq() |> length()
+          FollowerMap.stats(map()) == %{users: users, edges: MapSet.size(edges)}
+        end)
+      end)
+    end
+  end
+
+  test "random command sequences match a set of edges, for every read (PropEr, shrinking)" do
+    Strata.PropCheck.check("follower map statem", Statem.property(), 200, 100)
   end
 
   test "bulk follows, as a list in batches or as packed binary" do

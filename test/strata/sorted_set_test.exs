@@ -28,20 +28,21 @@ defmodule Strata.SortedSetTest do
   end
 
   describe "term order" do
-    test "to_list equals :lists.usort/1 for thousands of random mixed terms" do
-      Seeded.run("usort", fn _seed ->
-        terms = for _ <- 1..5000, do: Seeded.term(3)
-        expected = :lists.usort(terms)
+    test "to_list equals :lists.usort/1 for random mixed terms (PropEr, shrinking)" do
+      import Strata.PropCheck
 
-        built = SortedSet.from_enumerable(terms, bucket_size: 8)
-        assert SortedSet.to_list(built) === expected
-        assert SortedSet.check(built) == :ok
+      property =
+        forall(:proper_types.list(Strata.Gen.term(3)), fn terms ->
+          expected = :lists.usort(terms)
+          built = SortedSet.from_enumerable(terms, bucket_size: 8)
+          added = SortedSet.new(bucket_size: 4)
+          Enum.each(terms, &SortedSet.add(added, &1))
 
-        added = SortedSet.new(bucket_size: 4)
-        Enum.each(terms, &SortedSet.add(added, &1))
-        assert SortedSet.to_list(added) === expected
-        assert SortedSet.check(added) == :ok
-      end)
+          SortedSet.to_list(built) === expected and SortedSet.check(built) == :ok and
+            SortedSet.to_list(added) === expected and SortedSet.check(added) == :ok
+        end)
+
+      check("usort", property, 200, 400)
     end
 
     test "integers and floats compare exactly, == items are one item and the first is kept" do
@@ -62,75 +63,119 @@ defmodule Strata.SortedSetTest do
     end
   end
 
-  describe "model test" do
-    @ops 100_000
-    test "#{@ops} random operations match a sorted-list model, with every index" do
-      Seeded.run("model", fn _seed ->
-        set = SortedSet.new(bucket_size: Enum.random(4..8))
-        domain = for i <- 1..300, do: if(rem(i, 3) == 0, do: {rem(i, 7), "m#{i}"}, else: i)
-        pick = fn -> value(Enum.random(domain)) end
-        model = run_ops(set, [], pick, @ops)
-        assert SortedSet.to_list(set) === model
-        assert SortedSet.check(set) == :ok
+  # The stateful property: random command sequences against the sorted-list model; PropEr
+  # shrinks a failure to the shortest sequence that still fails.
+  defmodule Statem do
+    @moduledoc false
+    alias Strata.SortedSet
+    alias Strata.SortedSetTest.Model
+
+    # Items: mostly from a small domain (so that removes, updates and lookups hit present
+    # items; integers sometimes as the equal float), the rest any supported term.
+    def item do
+      small =
+        Strata.PropCheck.let({:proper_types.integer(1, 60), :proper_types.integer(1, 4)}, fn
+          {i, 1} -> i * 1.0
+          {i, 2} -> {rem(i, 7), "m#{i}"}
+          {i, _} -> i
+        end)
+
+      :proper_types.frequency([{4, small}, {1, Strata.Gen.term(2)}])
+    end
+
+    def set, do: Process.get(__MODULE__)
+
+    def initial_state, do: []
+
+    def command(_model) do
+      index = :proper_types.integer(-3, 80)
+      start = :proper_types.integer(0, 80)
+      amount = :proper_types.integer(0, 30)
+
+      :proper_types.frequency([
+        {4, {:call, __MODULE__, :index_add, [item()]}},
+        {3, {:call, __MODULE__, :index_remove, [item()]}},
+        {1, {:call, __MODULE__, :update, [item(), item()]}},
+        {1, {:call, __MODULE__, :lookup, [item()]}},
+        {1, {:call, __MODULE__, :at, [index]}},
+        {1, {:call, __MODULE__, :slice, [start, amount]}},
+        {1, {:call, __MODULE__, :range, [item(), item()]}}
+      ])
+    end
+
+    def precondition(_model, _call), do: true
+
+    def index_add(x), do: elem(SortedSet.index_add(set(), x), 0)
+    def index_remove(x), do: elem(SortedSet.index_remove(set(), x), 0)
+    def update(old, new), do: SortedSet.update(set(), old, new)
+
+    def lookup(x),
+      do: {SortedSet.find_index(set(), x), SortedSet.rank(set(), x), SortedSet.member?(set(), x)}
+
+    def at(i), do: SortedSet.at(set(), i, :none)
+    def slice(start, amount), do: SortedSet.slice(set(), start, amount)
+
+    def range(a, b) do
+      {a, b} = Enum.min_max([a, b])
+      SortedSet.range(set(), a, b, min_inclusive: false)
+    end
+
+    def next_state(model, _result, {:call, _, :index_add, [x]}), do: elem(Model.add(model, x), 1)
+
+    def next_state(model, _result, {:call, _, :index_remove, [x]}),
+      do: elem(Model.remove(model, x), 1)
+
+    def next_state(model, _result, {:call, _, :update, [old, new]}) do
+      {_, model} = Model.remove(model, old)
+      elem(Model.add(model, new), 1)
+    end
+
+    def next_state(model, _result, _read), do: model
+
+    def postcondition(model, {:call, _, :index_add, [x]}, got),
+      do: got == elem(Model.add(model, x), 0)
+
+    def postcondition(model, {:call, _, :index_remove, [x]}, got),
+      do: got == elem(Model.remove(model, x), 0)
+
+    def postcondition(model, {:call, _, :update, [old, new]}, got) do
+      {old_index, m1} = Model.remove(model, old)
+      got == {old_index, elem(Model.add(m1, new), 0)}
+    end
+
+    def postcondition(model, {:call, _, :lookup, [x]}, got) do
+      found = Enum.find_index(model, &(&1 == x))
+      got == {found, Model.rank(model, x), found != nil}
+    end
+
+    def postcondition(model, {:call, _, :at, [i]}, got), do: got === Enum.at(model, i, :none)
+
+    def postcondition(model, {:call, _, :slice, [start, amount]}, got),
+      do: got === Enum.slice(model, start, amount)
+
+    def postcondition(model, {:call, _, :range, [a, b]}, got) do
+      {a, b} = Enum.min_max([a, b])
+      got === Enum.filter(model, &(&1 > a and &1 <= b))
+    end
+
+    def property do
+      import Strata.PropCheck
+      gen = {:proper_types.integer(4, 8), :proper_statem.commands(__MODULE__)}
+
+      forall(gen, fn {bucket, commands} ->
+        Process.put(__MODULE__, SortedSet.new(bucket_size: bucket))
+
+        run_statem(__MODULE__, commands, fn model ->
+          SortedSet.to_list(set()) === model and SortedSet.check(set()) == :ok
+        end)
       end)
     end
   end
 
-  # Integers are sometimes given as the equal float, to exercise `==` identity.
-  defp value(i) when is_integer(i), do: if(:rand.uniform(4) == 1, do: i * 1.0, else: i)
-  defp value(other), do: other
-
-  defp run_ops(_set, model, _pick, 0), do: model
-
-  defp run_ops(set, model, pick, n) do
-    model =
-      case :rand.uniform(12) do
-        r when r <= 4 ->
-          x = pick.()
-          {index, model} = Model.add(model, x)
-          assert SortedSet.index_add(set, x) == {index, set}, "index_add #{inspect(x)}"
-          model
-
-        r when r <= 7 ->
-          x = pick.()
-          {index, model} = Model.remove(model, x)
-          assert SortedSet.index_remove(set, x) == {index, set}, "index_remove #{inspect(x)}"
-          model
-
-        8 ->
-          {old, new} = {pick.(), pick.()}
-          {old_index, m1} = Model.remove(model, old)
-          {new_index, m2} = Model.add(m1, new)
-          assert SortedSet.update(set, old, new) == {old_index, new_index}
-          m2
-
-        9 ->
-          x = pick.()
-          assert SortedSet.find_index(set, x) == Enum.find_index(model, &(&1 == x))
-          assert SortedSet.rank(set, x) == Model.rank(model, x)
-          assert SortedSet.member?(set, x) == Enum.any?(model, &(&1 == x))
-          model
-
-        10 ->
-          i = :rand.uniform(length(model) + 5) - 3
-          assert SortedSet.at(set, i, :none) === Enum.at(model, i, :none)
-          model
-
-        11 ->
-          {start, amount} = {:rand.uniform(length(model) + 2) - 1, :rand.uniform(30) - 1}
-          assert SortedSet.slice(set, start, amount) === Enum.slice(model, start, amount)
-          model
-
-        12 ->
-          {a, b} = Enum.min_max([pick.(), pick.()])
-          expected = Enum.filter(model, &(&1 > a and &1 <= b))
-          got = SortedSet.range(set, a, b, min_inclusive: false)
-          assert got === expected
-          assert SortedSet.size(set) == length(model)
-          model
-      end
-
-    run_ops(set, model, pick, n - 1)
+  describe "model test" do
+    test "random command sequences match a sorted-list model (PropEr, shrinking)" do
+      Strata.PropCheck.check("sorted set statem", Statem.property(), 200, 150)
+    end
   end
 
   describe "reads in chunks" do

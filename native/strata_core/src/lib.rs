@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod follower_map;
+#[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod interner;
 pub mod journal;
