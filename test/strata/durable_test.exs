@@ -8,209 +8,227 @@ defmodule Strata.DurableTest do
   @moduletag :tmp_dir
   @moduletag :capture_log
 
-  # --- helpers: the whole visible state of each structure -------------------------------
-
-  defp state(%SortedSet{} = s), do: SortedSet.to_list(s)
-
-  defp state(%FollowerMap{} = m) do
-    users = 0..60
-
-    {FollowerMap.stats(m),
-     for(
-       u <- users,
-       do:
-         {FollowerMap.followers(m, u, limit: 10_000), FollowerMap.following(m, u, limit: 10_000)}
-     )}
-  end
-
-  defp state(%Interner{} = i),
-    do: for(id <- 0..(Interner.size(i) - 1)//1, do: Interner.key(i, id))
-
-  defp state(%Timeline{} = tl) do
-    {Timeline.stats(tl), state(Timeline.follower_map(tl)),
-     for(u <- 0..60, do: all_pages(tl, u, nil, []))}
-  end
-
-  defp state(%MemberList{} = l), do: MemberList.slice(l, 0..(MemberList.size(l) + 1))
-
-  defp all_pages(tl, user, cursor, acc) do
-    {items, next} = Timeline.get_timeline(tl, user, limit: 7, cursor: cursor)
-    if next, do: all_pages(tl, user, next, acc ++ items), else: acc ++ items
-  end
-
   # --- random operations, applied alike to a durable structure and an in-memory one -----
 
-  defp random_op(:sorted_set) do
-    case :rand.uniform(4) do
-      1 -> {:add_all, for(_ <- 1..:rand.uniform(5), do: Seeded.term())}
-      2 -> {:remove, Seeded.term()}
-      3 -> {:update, Seeded.term(), Seeded.term()}
-      _ -> {:add, Seeded.term()}
+  # A durable structure and an in-memory one take the same random operations, with
+  # checkpoints and close/reopen cycles between them, as a PropEr stateful property: every
+  # operation answers the same on both, and a reopened structure holds what the in-memory
+  # one holds. PropEr shrinks a failure to the shortest sequence that still fails.
+  defmodule Cycles do
+    @moduledoc false
+    import Strata.PropCheck, only: [let: 2]
+    alias Strata.{FollowerMap, Gen, Interner, MemberList, SortedSet, Timeline}
+
+    @modules %{
+      sorted_set: SortedSet,
+      follower_map: FollowerMap,
+      interner: Interner,
+      timeline: Timeline,
+      member_list: MemberList
+    }
+
+    def module(kind), do: @modules[kind]
+
+    defp user, do: :proper_types.integer(1, 60)
+    defp id, do: :proper_types.integer(1, 2000)
+    defp pair, do: let({user(), user()}, fn {a, b} -> {a, if(a == b, do: b + 1, else: b)} end)
+
+    def op(:sorted_set) do
+      :proper_types.oneof([
+        {:add, Gen.term()},
+        {:add_all, Gen.list_of(Gen.term(), 5)},
+        {:remove, Gen.term()},
+        {:update, Gen.term(), Gen.term()}
+      ])
+    end
+
+    def op(:follower_map) do
+      :proper_types.frequency([
+        {3, let(pair(), fn {a, b} -> {:follow, a, b} end)},
+        {1, {:unfollow, user(), user()}},
+        {1, {:follow_many, Gen.list_of(pair(), 5)}}
+      ])
+    end
+
+    def op(:interner), do: {:intern, let(:proper_types.integer(1, 300), &"key-#{&1}")}
+
+    def op(:timeline) do
+      :proper_types.frequency([
+        {3, {:post, id(), user()}},
+        {1, {:repost, id(), user(), id()}},
+        {1, {:delete_post, id()}},
+        {1, {:delete_repost, id()}},
+        {2, let(pair(), fn {a, b} -> {:follow, a, b} end)},
+        {1, {:unfollow, user(), user()}}
+      ])
+    end
+
+    def op(:member_list) do
+      member = {
+        :proper_types.integer(1, 80),
+        :proper_types.integer(1, 30),
+        Gen.list_of(:proper_types.elements([:a, :b, :c]), 2),
+        :proper_types.elements([:online, :offline, :idle])
+      }
+
+      groups = [%{id: :a, position: 3}, %{id: :b, position: 1}, %{id: :c, position: 2}]
+
+      :proper_types.frequency([
+        {8,
+         let(member, fn {id, n, roles, status} ->
+           {:upsert, %{id: id, name: "n#{n}", roles: Enum.uniq(roles), status: status}}
+         end)},
+        {1, {:remove, :proper_types.integer(1, 80)}},
+        {1, {:groups, let(Gen.list_of(:proper_types.elements(groups), 3), &Enum.uniq/1)}}
+      ])
+    end
+
+    def apply_op(%SortedSet{} = s, {:add, x}), do: SortedSet.index_add(s, x) |> elem(0)
+    def apply_op(%SortedSet{} = s, {:add_all, xs}), do: SortedSet.add_all(s, xs)
+    def apply_op(%SortedSet{} = s, {:remove, x}), do: SortedSet.index_remove(s, x) |> elem(0)
+    def apply_op(%SortedSet{} = s, {:update, x, y}), do: SortedSet.update(s, x, y)
+    def apply_op(%FollowerMap{} = m, {:follow, a, b}), do: FollowerMap.follow(m, a, b)
+    def apply_op(%FollowerMap{} = m, {:unfollow, a, b}), do: FollowerMap.unfollow(m, a, b)
+    def apply_op(%FollowerMap{} = m, {:follow_many, es}), do: FollowerMap.follow_many(m, es)
+    def apply_op(%Interner{} = i, {:intern, k}), do: Interner.intern(i, k)
+    def apply_op(%Timeline{} = t, {:post, id, a}), do: Timeline.insert_post(t, id, a)
+    def apply_op(%Timeline{} = t, {:repost, id, a, p}), do: Timeline.insert_repost(t, id, a, p)
+    def apply_op(%Timeline{} = t, {:delete_post, id}), do: Timeline.delete_post(t, id)
+    def apply_op(%Timeline{} = t, {:delete_repost, id}), do: Timeline.delete_repost(t, id)
+    def apply_op(%Timeline{} = t, {:follow, a, b}), do: Timeline.follow(t, a, b)
+    def apply_op(%Timeline{} = t, {:unfollow, a, b}), do: Timeline.unfollow(t, a, b)
+    def apply_op(%MemberList{} = l, {:upsert, m}), do: MemberList.upsert(l, m)
+    def apply_op(%MemberList{} = l, {:remove, id}), do: MemberList.remove(l, id)
+    def apply_op(%MemberList{} = l, {:groups, gs}), do: MemberList.define_groups(l, gs)
+
+    # The whole visible state of each structure.
+    def state(%SortedSet{} = s), do: SortedSet.to_list(s)
+
+    def state(%FollowerMap{} = m) do
+      {FollowerMap.stats(m),
+       for(
+         u <- 0..61,
+         do:
+           {FollowerMap.followers(m, u, limit: 10_000),
+            FollowerMap.following(m, u, limit: 10_000)}
+       )}
+    end
+
+    def state(%Interner{} = i),
+      do: for(id <- 0..(Interner.size(i) - 1)//1, do: Interner.key(i, id))
+
+    def state(%Timeline{} = tl) do
+      {Timeline.stats(tl), state(Timeline.follower_map(tl)),
+       for(u <- 0..61, do: all_pages(tl, u, nil, []))}
+    end
+
+    def state(%MemberList{} = l), do: MemberList.slice(l, 0..(MemberList.size(l) + 1))
+
+    defp all_pages(tl, user, cursor, acc) do
+      {items, next} = Timeline.get_timeline(tl, user, limit: 7, cursor: cursor)
+      if next, do: all_pages(tl, user, next, acc ++ items), else: acc ++ items
+    end
+
+    def options(:sorted_set), do: [bucket_size: 8]
+    def options(:timeline), do: [feed_capacity: 6, fanout_limit: 4, backfill: 2]
+    def options(_), do: []
+
+    def fresh(kind, opts), do: module(kind).new(options(kind) ++ opts)
+
+    # The statem: its model is the kind and sync mode (the in-memory twin is the oracle);
+    # the two structures live in this process's dictionary.
+    defp get(key), do: Process.get({__MODULE__, key})
+    defp put(key, value), do: Process.put({__MODULE__, key}, value)
+
+    def command({kind, sync}) do
+      :proper_types.frequency([
+        {30, {:call, __MODULE__, :apply_both, [op(kind)]}},
+        {1, {:call, __MODULE__, :checkpoint, []}},
+        {1, {:call, __MODULE__, :reopen, [kind, sync]}}
+      ])
+    end
+
+    def precondition(_model, _call), do: true
+    def next_state(model, _result, _call), do: model
+
+    def apply_both(op), do: {apply_op(get(:durable), op), apply_op(get(:memory), op)}
+    def checkpoint, do: module_of(get(:durable)).checkpoint(get(:durable))
+
+    def reopen(kind, sync) do
+      :ok = module(kind).close(get(:durable))
+      {:ok, again} = module(kind).open_durable(get(:dir), [sync: sync] ++ options(kind))
+      put(:durable, again)
+      state(again) == state(get(:memory))
+    end
+
+    defp module_of(%mod{}), do: mod
+
+    def postcondition(_model, {:call, _, :apply_both, _}, {durable, memory}),
+      do: durable == memory
+
+    def postcondition(_model, {:call, _, :checkpoint, []}, result), do: result == :ok
+    def postcondition(_model, {:call, _, :reopen, _}, same?), do: same?
+
+    def property(kind, root) do
+      import Strata.PropCheck
+      syncs = :proper_types.elements([:always, :none, {:interval, 5}])
+      gen = let(syncs, &{&1, :proper_statem.commands(__MODULE__, {kind, &1})})
+
+      forall(gen, fn {sync, commands} ->
+        dir = Path.join(root, "run-#{System.unique_integer([:positive])}")
+        put(:dir, dir)
+        put(:memory, fresh(kind, []))
+        put(:durable, fresh(kind, durable: dir, sync: sync))
+
+        run_statem(__MODULE__, commands, fn _ ->
+          d = get(:durable)
+          :ok = module(kind).close(d)
+          {:ok, again} = module(kind).open_durable(dir, [sync: sync] ++ options(kind))
+          same = state(again) == state(get(:memory))
+          :ok = module(kind).close(again)
+          snapshots = length(Path.wildcard(Path.join(dir, "snap-*.snap")))
+          File.rm_rf!(dir)
+          # At most the two newest snapshots are kept.
+          same and snapshots <= 2
+        end)
+      end)
     end
   end
 
-  defp random_op(:follower_map) do
-    {a, b} = {:rand.uniform(60), :rand.uniform(60)}
-
-    case :rand.uniform(6) do
-      1 ->
-        {:unfollow, a, b}
-
-      2 ->
-        {:follow_many,
-         for(_ <- 1..5, x = :rand.uniform(60), y = :rand.uniform(60), x != y, do: {x, y})}
-
-      _ ->
-        if a == b, do: {:unfollow, a, b}, else: {:follow, a, b}
-    end
-  end
-
-  defp random_op(:interner), do: {:intern, "key-#{:rand.uniform(300)}"}
-
-  defp random_op(:timeline) do
-    {a, b} = {:rand.uniform(60), :rand.uniform(60)}
-    id = :rand.uniform(2000)
-
-    case :rand.uniform(8) do
-      1 -> {:unfollow, a, b}
-      2 -> {:repost, id, a, :rand.uniform(2000)}
-      3 -> {:delete_post, :rand.uniform(2000)}
-      4 -> {:delete_repost, :rand.uniform(2000)}
-      n when n in 5..6 and a != b -> {:follow, a, b}
-      _ -> {:post, id, a}
-    end
-  end
-
-  defp random_op(:member_list) do
-    id = :rand.uniform(80)
-
-    case :rand.uniform(10) do
-      1 ->
-        {:remove, id}
-
-      2 ->
-        {:groups,
-         Enum.take_random(
-           [%{id: :a, position: 3}, %{id: :b, position: 1}, %{id: :c, position: 2}],
-           :rand.uniform(3)
-         )}
-
-      _ ->
-        {:upsert,
-         %{
-           id: id,
-           name: "n#{:rand.uniform(30)}",
-           roles: Enum.take_random([:a, :b, :c], :rand.uniform(2)),
-           status: Enum.random([:online, :offline, :idle])
-         }}
-    end
-  end
-
-  defp apply_op(%SortedSet{} = s, {:add, x}), do: SortedSet.index_add(s, x) |> elem(0)
-  defp apply_op(%SortedSet{} = s, {:add_all, xs}), do: SortedSet.add_all(s, xs)
-  defp apply_op(%SortedSet{} = s, {:remove, x}), do: SortedSet.index_remove(s, x) |> elem(0)
-  defp apply_op(%SortedSet{} = s, {:update, x, y}), do: SortedSet.update(s, x, y)
-  defp apply_op(%FollowerMap{} = m, {:follow, a, b}), do: FollowerMap.follow(m, a, b)
-  defp apply_op(%FollowerMap{} = m, {:unfollow, a, b}), do: FollowerMap.unfollow(m, a, b)
-  defp apply_op(%FollowerMap{} = m, {:follow_many, es}), do: FollowerMap.follow_many(m, es)
-  defp apply_op(%Interner{} = i, {:intern, k}), do: Interner.intern(i, k)
-  defp apply_op(%Timeline{} = t, {:post, id, a}), do: Timeline.insert_post(t, id, a)
-  defp apply_op(%Timeline{} = t, {:repost, id, a, p}), do: Timeline.insert_repost(t, id, a, p)
-  defp apply_op(%Timeline{} = t, {:delete_post, id}), do: Timeline.delete_post(t, id)
-  defp apply_op(%Timeline{} = t, {:delete_repost, id}), do: Timeline.delete_repost(t, id)
-  defp apply_op(%Timeline{} = t, {:follow, a, b}), do: Timeline.follow(t, a, b)
-  defp apply_op(%Timeline{} = t, {:unfollow, a, b}), do: Timeline.unfollow(t, a, b)
-  defp apply_op(%MemberList{} = l, {:upsert, m}), do: MemberList.upsert(l, m)
-  defp apply_op(%MemberList{} = l, {:remove, id}), do: MemberList.remove(l, id)
-  defp apply_op(%MemberList{} = l, {:groups, gs}), do: MemberList.define_groups(l, gs)
-
-  @modules %{
-    sorted_set: SortedSet,
-    follower_map: FollowerMap,
-    interner: Interner,
-    timeline: Timeline,
-    member_list: MemberList
-  }
-
-  defp fresh(:sorted_set, opts), do: SortedSet.new([bucket_size: 8] ++ opts)
-
-  defp fresh(:timeline, opts),
-    do: Timeline.new([feed_capacity: 6, fanout_limit: 4, backfill: 2] ++ opts)
-
-  defp fresh(kind, opts), do: @modules[kind].new(opts)
-
-  defp reopen(kind, dir, sync) do
-    opts =
-      case kind do
-        :sorted_set -> [bucket_size: 8]
-        :timeline -> [feed_capacity: 6, fanout_limit: 4, backfill: 2]
-        _ -> []
-      end
-
-    {:ok, x} = @modules[kind].open_durable(dir, [sync: sync] ++ opts)
-    x
-  end
+  alias __MODULE__.Cycles
 
   # --- round trips ----------------------------------------------------------------------
 
   for kind <- [:sorted_set, :follower_map, :interner, :timeline, :member_list] do
-    test "#{kind}: dump/load and save/open round trips, empty and after splits", %{tmp_dir: dir} do
+    test "#{kind}: dump/load and save/open round trips, empty and after many ops (PropEr)", %{
+      tmp_dir: dir
+    } do
+      import Strata.PropCheck
       kind = unquote(kind)
+      mod = Cycles.module(kind)
 
-      Seeded.run("round trip #{kind}", fn _seed ->
-        for n <- [0, 1, 40, 1500] do
-          x = fresh(kind, [])
-          for _ <- 1..n//1, do: apply_op(x, random_op(kind))
-          {:ok, copy} = x |> @modules[kind].dump() |> @modules[kind].load()
-          assert state(copy) == state(x), "#{n} ops"
-          path = Path.join(dir, "#{kind}-#{n}.snap")
-          assert :ok = @modules[kind].save(x, path)
-          assert {:ok, opened} = @modules[kind].open(path)
-          assert state(opened) == state(x)
-          # Same contents, same bytes.
-          assert @modules[kind].dump(opened) == @modules[kind].dump(x)
-          assert Path.wildcard(Path.join(dir, ".*tmp*")) == []
-        end
-      end)
+      property =
+        forall(:proper_types.list(Cycles.op(kind)), fn ops ->
+          x = Cycles.fresh(kind, [])
+          Enum.each(ops, &Cycles.apply_op(x, &1))
+          {:ok, copy} = x |> mod.dump() |> mod.load()
+          path = Path.join(dir, "#{kind}-#{System.unique_integer([:positive])}.snap")
+          :ok = mod.save(x, path)
+          {:ok, opened} = mod.open(path)
+          File.rm!(path)
+
+          # Same contents, same bytes; no temporary file left.
+          Cycles.state(copy) == Cycles.state(x) and Cycles.state(opened) == Cycles.state(x) and
+            mod.dump(opened) == mod.dump(x) and Path.wildcard(Path.join(dir, ".*tmp*")) == []
+        end)
+
+      check("round trip #{kind}", property, 30, 300)
     end
 
-    test "#{kind}: a durable structure recovers to the in-memory model across checkpoints and reopens",
+    test "#{kind}: a durable structure recovers to the in-memory model across checkpoints and reopens (PropEr)",
          %{tmp_dir: dir} do
       kind = unquote(kind)
-      mod = @modules[kind]
-
-      Seeded.run("durable #{kind}", fn _seed ->
-        sync = Enum.random([:always, :none, {:interval, 5}])
-        model = fresh(kind, [])
-        durable = fresh(kind, durable: dir, sync: sync)
-
-        final =
-          Enum.reduce(1..600, durable, fn i, d ->
-            op = random_op(kind)
-            assert apply_op(d, op) == apply_op(model, op), "op #{i}: #{inspect(op)}"
-
-            case :rand.uniform(60) do
-              1 ->
-                assert :ok = mod.checkpoint(d)
-                d
-
-              2 ->
-                assert :ok = mod.close(d)
-                again = reopen(kind, dir, sync)
-                assert state(again) == state(model), "after reopen at op #{i}"
-                again
-
-              _ ->
-                d
-            end
-          end)
-
-        assert state(final) == state(model)
-        assert :ok = mod.close(final)
-        assert state(reopen(kind, dir, sync)) == state(model)
-        # At most the two newest snapshots are kept.
-        assert length(Path.wildcard(Path.join(dir, "snap-*.snap"))) <= 2
-      end)
+      Strata.PropCheck.check("durable #{kind}", Cycles.property(kind, dir), 25, 150)
     end
   end
 

@@ -1,34 +1,34 @@
 defmodule Strata.InternerTest do
   use ExUnit.Case, async: true
 
-  alias Strata.{Interner, Seeded}
+  alias Strata.Interner
 
   doctest Interner
 
-  test "random keys get dense, stable ids, as a map would give them" do
-    Seeded.run("interner", fn _seed ->
-      interner = Interner.new()
+  test "random keys get dense, stable ids, as a map would give them (PropEr)" do
+    import Strata.PropCheck
+    key = let(:proper_types.integer(1, 400), &("did:plc:" <> Integer.to_string(&1, 36)))
 
-      model =
-        Enum.reduce(1..20_000, %{}, fn _, model ->
-          key = "did:plc:" <> Integer.to_string(:rand.uniform(5000), 36)
-          id = Map.get(model, key, map_size(model))
-          assert Interner.intern(interner, key) == id
-          Map.put(model, key, id)
-        end)
+    property =
+      forall(:proper_types.list(key), fn keys ->
+        interner = Interner.new()
 
-      assert Interner.size(interner) == map_size(model)
+        {model, ok} =
+          Enum.reduce(keys, {%{}, true}, fn key, {model, ok} ->
+            id = Map.get(model, key, map_size(model))
+            {Map.put(model, key, id), ok and Interner.intern(interner, key) == id}
+          end)
 
-      for {key, id} <- model do
-        assert Interner.lookup(interner, key) == id
-        assert Interner.key(interner, id) == key
-      end
+        ok and Interner.size(interner) == map_size(model) and
+          Enum.all?(model, fn {key, id} ->
+            Interner.lookup(interner, key) == id and Interner.key(interner, id) == key
+          end) and
+          Interner.key(interner, map_size(model)) == nil and
+          Interner.lookup(interner, "did:plc:unknown!") == nil and
+          inspect(interner) == "#Strata.Interner<size: #{map_size(model)}>"
+      end)
 
-      assert Interner.key(interner, map_size(model)) == nil
-      assert Interner.lookup(interner, "did:plc:unknown!") == nil
-      assert Interner.memory(interner) > 0
-      assert inspect(interner) == "#Strata.Interner<size: #{map_size(model)}>"
-    end)
+    check("interner", property, 200, 600)
   end
 
   test "concurrent interning gives every key exactly one id" do

@@ -1,48 +1,12 @@
 defmodule Strata.MemberListTest do
   use ExUnit.Case, async: true
 
-  alias Strata.{MemberList, MemberListClient, Seeded}
+  alias Strata.{MemberList, MemberListClient}
 
   doctest MemberList
 
-  @names ~w(amy Amy bob BOB cy dee eve Eve fin gus hal ivy jo kai lu max)
-  @roles [:r1, :r2, :r3, :r4]
-
-  defp random_member(id) do
-    %{
-      id: id,
-      name: Enum.random(@names) <> Enum.random(["", "", "x", "Z"]),
-      roles: Enum.take_random(@roles, :rand.uniform(3) - 1),
-      status: Enum.random([:online, :idle, :dnd, :offline, :offline])
-    }
-  end
-
-  defp random_groups do
-    @roles
-    |> Enum.take_random(:rand.uniform(4) - 1)
-    |> Enum.zip(Enum.take_random(1..20, 4))
-    |> Enum.map(fn {id, p} -> %{id: id, position: p} end)
-  end
-
-  defp random_ranges do
-    # 1 to 3 disjoint ranges: near the top, in the middle, or far past the end.
-    starts = Enum.take_random([0, 0, 3, 10, 20, 35, 60, 200], :rand.uniform(3))
-
-    starts
-    |> Enum.uniq()
-    |> Enum.sort()
-    |> Enum.map(&(&1..(&1 + Enum.random([0, 2, 5, 9]))))
-    |> Enum.reduce([], fn r, acc ->
-      case acc do
-        [prev | _] when r.first <= prev.last -> acc
-        _ -> [r | acc]
-      end
-    end)
-    |> Enum.reverse()
-  end
-
   # The whole rendered list, rebuilt from the members alone: the model.
-  defp model_list(members, groups) do
+  def model_list(members, groups) do
     hoisted = groups |> Enum.sort_by(&(-&1.position)) |> Enum.map(& &1.id)
 
     group_of = fn m ->
@@ -67,93 +31,184 @@ defmodule Strata.MemberListTest do
     end)
   end
 
-  test "the acid test: every client's windows equal the server's, after every mutation" do
-    for round <- 1..8 do
-      Seeded.run("member_list acid #{round}", fn _seed ->
-        groups = random_groups()
+  # The acid test, as a stateful property: random mutations (joins, presence, name and role
+  # changes, leaves, new groups) against a list watched by 12 clients with random ranges.
+  # After every mutation the server's list equals the model rebuilt from the members alone,
+  # and every client, applying exactly the ops it was sent, shows what the server shows in
+  # each of its ranges, with at most one op per changed position (or one SYNC per range).
+  # PropEr shrinks a failure to the shortest command sequence that still fails.
+  defmodule Acid do
+    @moduledoc false
+    import Strata.PropCheck, only: [let: 2]
+    alias Strata.{Gen, MemberList, MemberListClient}
+    alias Strata.MemberListTest, as: T
+
+    @names ~w(amy Amy bob BOB cy dee eve Eve fin gus hal ivy jo kai lu max)
+    @roles [:r1, :r2, :r3, :r4]
+
+    def member(id) do
+      fields = {
+        :proper_types.elements(@names),
+        :proper_types.elements(["", "", "x", "Z"]),
+        roles(),
+        :proper_types.elements([:online, :idle, :dnd, :offline, :offline])
+      }
+
+      let(fields, fn {name, suffix, roles, status} ->
+        %{id: id, name: name <> suffix, roles: roles, status: status}
+      end)
+    end
+
+    defp roles, do: let(Gen.list_of(:proper_types.elements(@roles), 2), &Enum.uniq/1)
+
+    def groups do
+      let({Gen.list_of(:proper_types.elements(@roles), 3), :proper_types.integer(1, 20)}, fn
+        {roles, p} ->
+          roles |> Enum.uniq() |> Enum.with_index(&%{id: &1, position: p + 7 * &2})
+      end)
+    end
+
+    # 1 to 3 disjoint ranges: near the top, in the middle, or far past the end.
+    def ranges do
+      starts = :proper_types.elements([0, 0, 3, 10, 20, 35, 60, 200])
+      widths = :proper_types.elements([0, 2, 5, 9])
+
+      let({{starts, widths}, Gen.list_of({starts, widths}, 2)}, fn {first, more} ->
+        [first | more]
+        |> Enum.uniq_by(&elem(&1, 0))
+        |> Enum.sort()
+        |> Enum.map(fn {s, w} -> s..(s + w) end)
+        |> Enum.reduce([], fn r, acc ->
+          case acc do
+            [prev | _] when r.first <= prev.last -> acc
+            _ -> [r | acc]
+          end
+        end)
+        |> Enum.reverse()
+      end)
+    end
+
+    defp list, do: Process.get({__MODULE__, :list})
+    defp clients, do: Process.get({__MODULE__, :clients})
+
+    def command({members, _groups}) do
+      # A member that is there, its status, name or roles changed.
+      changes =
+        case Map.values(members) do
+          [] ->
+            []
+
+          present ->
+            what = :proper_types.elements([:status, :name, :roles])
+            changed = let({:proper_types.elements(present), what, member(0)}, &changed/1)
+            [{7, {:call, __MODULE__, :upsert, [changed]}}]
+        end
+
+      :proper_types.frequency(
+        [
+          {9, {:call, __MODULE__, :upsert, [let(:proper_types.integer(1, 60), &member/1)]}},
+          {3, {:call, __MODULE__, :remove, [:proper_types.integer(1, 60)]}},
+          {1, {:call, __MODULE__, :define_groups, [groups()]}}
+        ] ++ changes
+      )
+    end
+
+    def precondition(_state, _call), do: true
+
+    def next_state({members, groups}, _, {:call, _, :upsert, [m]}),
+      do: {Map.put(members, m.id, m), groups}
+
+    def next_state({members, groups}, _, {:call, _, :remove, [id]}),
+      do: {Map.delete(members, id), groups}
+
+    def next_state({members, _}, _, {:call, _, :define_groups, [groups]}), do: {members, groups}
+
+    defp changed({m, :status, new}), do: %{m | status: new.status}
+    defp changed({m, :name, new}), do: %{m | name: new.name}
+    defp changed({m, :roles, new}), do: %{m | roles: new.roles}
+
+    def upsert(m), do: mutate(fn -> MemberList.upsert(list(), m) end)
+
+    def remove(id), do: mutate(fn -> MemberList.remove(list(), id) end)
+    def define_groups(groups), do: mutate(fn -> MemberList.define_groups(list(), groups) end)
+
+    # Makes a change, hands each client its ops, and returns the server's whole list and
+    # every way a client disagrees with the server (none when all is well).
+    defp mutate(fun) do
+      before = Map.new(clients(), fn {s, c} -> {s, Enum.map(c.ranges, &window(&1))} end)
+      changes = fun.()
+      receivers = Map.new(changes)
+      problems = if map_size(receivers) == length(changes), do: [], else: [:repeated_receiver]
+
+      {clients, problems} =
+        Enum.map_reduce(clients(), problems, fn {s, c}, problems ->
+          c = MemberListClient.apply_ops(c, Map.get(receivers, s, []))
+          after_ = Enum.map(c.ranges, &window/1)
+          {{s, c}, problems ++ disagreements(s, c, receivers[s], before[s], after_)}
+        end)
+
+      Process.put({__MODULE__, :clients}, Map.new(clients))
+      {MemberList.slice(list(), 0..200), MemberList.size(list()), problems}
+    end
+
+    defp window(range), do: MemberList.slice(list(), range)
+
+    defp disagreements(s, c, ops, before, after_) do
+      shown =
+        for {r, server} <- Enum.zip(c.ranges, after_),
+            MemberListClient.window(c, r) != server or
+              MemberListClient.positions(c, r) != Enum.take(r, length(server)),
+            do: {:client_differs, s, r}
+
+      sent =
+        cond do
+          ops == nil -> []
+          after_ == before -> [{:ops_without_change, s, ops}]
+          not T.minimal?(ops, c.ranges, before, after_) -> [{:not_minimal, s, ops}]
+          true -> []
+        end
+
+      shown ++ sent
+    end
+
+    def postcondition(state, call, {list, size, problems}) do
+      {members, groups} = next_state(state, nil, call)
+      expected = T.model_list(members, groups)
+      list == expected and size == length(expected) and problems == []
+    end
+
+    def property do
+      import Strata.PropCheck
+      gen = let({groups(), :proper_types.vector(12, ranges())}, &setup_commands/1)
+
+      forall(gen, fn {groups, all_ranges, commands} ->
         list = MemberList.new(groups: groups, bucket_size: 4)
 
         clients =
-          Map.new(1..12, fn s ->
-            ranges = random_ranges()
+          all_ranges
+          |> Enum.with_index(1)
+          |> Map.new(fn {ranges, s} ->
             ops = MemberList.subscribe(list, {:client, s}, ranges)
             {{:client, s}, MemberListClient.apply_ops(MemberListClient.new(ranges), ops)}
           end)
 
-        Enum.reduce(1..500, {clients, %{}, groups}, fn step, {clients, members, groups} ->
-          before =
-            Map.new(clients, fn {s, c} -> {s, Enum.map(c.ranges, &MemberList.slice(list, &1))} end)
-
-          {changes, members, groups} =
-            case :rand.uniform(20) do
-              n when n <= 9 ->
-                m = random_member(:rand.uniform(60))
-                {MemberList.upsert(list, m), Map.put(members, m.id, m), groups}
-
-              n when n <= 16 and members != %{} ->
-                id = Enum.random(Map.keys(members))
-                m = members[id]
-
-                m =
-                  Enum.random([
-                    %{m | status: Enum.random([:online, :idle, :offline])},
-                    %{m | name: Enum.random(@names)},
-                    %{m | roles: Enum.take_random(@roles, :rand.uniform(3) - 1)}
-                  ])
-
-                {MemberList.upsert(list, m), Map.put(members, id, m), groups}
-
-              n when n <= 19 ->
-                id = :rand.uniform(60)
-                {MemberList.remove(list, id), Map.delete(members, id), groups}
-
-              _ ->
-                groups = random_groups()
-                {MemberList.define_groups(list, groups), members, groups}
-            end
-
-          expected = model_list(members, groups)
-          assert MemberList.slice(list, 0..200) == expected, "server list at step #{step}"
-          assert MemberList.size(list) == length(expected)
-
-          receivers = Map.new(changes)
-
-          assert map_size(receivers) == length(changes),
-                 "one entry per subscriber: #{inspect(Enum.map(changes, &elem(&1, 0)))}"
-
-          clients =
-            Map.new(clients, fn {s, c} ->
-              c = MemberListClient.apply_ops(c, Map.get(receivers, s, []))
-
-              for r <- c.ranges do
-                server = MemberList.slice(list, r)
-
-                assert MemberListClient.window(c, r) == server,
-                       "step #{step}, #{inspect(s)} watching #{inspect(r)} after #{inspect(receivers[s])}"
-
-                assert MemberListClient.positions(c, r) == Enum.take(r, length(server))
-              end
-
-              after_ = Enum.map(c.ranges, &MemberList.slice(list, &1))
-
-              if Map.has_key?(receivers, s) do
-                assert after_ != before[s],
-                       "step #{step}: #{inspect(s)} got ops but sees no change"
-
-                assert_minimal(receivers[s], c.ranges, before[s], after_)
-              end
-
-              {s, c}
-            end)
-
-          {clients, members, groups}
-        end)
+        Process.put({__MODULE__, :list}, list)
+        Process.put({__MODULE__, :clients}, clients)
+        run_statem(__MODULE__, commands)
       end)
+    end
+
+    defp setup_commands({groups, all_ranges}) do
+      let(:proper_statem.commands(__MODULE__, {%{}, groups}), &{groups, all_ranges, &1})
     end
   end
 
+  test "the acid test: every client's windows equal the server's, after every mutation" do
+    Strata.PropCheck.check("member list acid", Acid.property(), 300, 200)
+  end
+
   # At most one op per changed position (or one SYNC per range), and never both kinds.
-  defp assert_minimal(ops, ranges, before, after_) do
+  def minimal?(ops, ranges, before, after_) do
     changed =
       [before, after_]
       |> Enum.zip()
@@ -166,9 +221,7 @@ defmodule Strata.MemberListTest do
 
     moves = Enum.count(ops, &(elem(&1, 0) in [:insert, :delete, :update]))
     syncs = Enum.count(ops, &(elem(&1, 0) == :sync))
-    assert moves == 0 or syncs == 0
-    assert syncs <= length(ranges)
-    assert moves <= changed, "#{moves} ops for #{changed} changed positions: #{inspect(ops)}"
+    (moves == 0 or syncs == 0) and syncs <= length(ranges) and moves <= changed
   end
 
   test "items sliding into a window from above arrive as updates" do

@@ -1,7 +1,7 @@
 defmodule Strata.TimelineTest do
   use ExUnit.Case, async: true
 
-  alias Strata.{FollowerMap, Seeded, Timeline}
+  alias Strata.{FollowerMap, Timeline}
 
   doctest Timeline
 
@@ -167,73 +167,90 @@ defmodule Strata.TimelineTest do
 
   @opts [feed_capacity: 5, fanout_limit: 2, backfill: 3]
 
-  test "random follows, posts, reposts, deletes and paged reads match the model" do
-    for round <- 1..3 do
-      Seeded.run("timeline #{round}", fn _seed ->
-        tl = Timeline.new(@opts)
-        users = 0..9
+  # Random command sequences against the model (PropEr, shrinking to the shortest failing
+  # sequence): follows, unfollows, posts, reposts, deletes and reads of every page.
+  defmodule Statem do
+    @moduledoc false
+    alias Strata.Timeline
+    alias Strata.TimelineTest.Model
 
-        Enum.reduce(1..1500, {Model.new(@opts), 1000}, fn step, {m, next_id} ->
-          {a, b} = {Enum.random(users), Enum.random(users)}
-          # Ids mostly rise, as time-ordered ids do, with some arriving late.
-          id = if :rand.uniform(5) == 1, do: next_id - :rand.uniform(50), else: next_id
+    @opts [feed_capacity: 5, fanout_limit: 2, backfill: 3]
+    def opts, do: @opts
 
-          {m, next_id} =
-            case :rand.uniform(10) do
-              r when r <= 2 and a != b ->
-                {expected, m} = Model.follow(m, a, b)
-                assert Timeline.follow(tl, a, b) == expected
-                {m, next_id}
+    def timeline, do: Process.get(__MODULE__)
+    defp user, do: :proper_types.integer(0, 7)
 
-              3 when a != b ->
-                {expected, m} = Model.unfollow(m, a, b)
-                assert Timeline.unfollow(tl, a, b) == expected
-                {m, next_id}
+    def initial_state, do: {Model.new(@opts), 1000}
 
-              r when r <= 6 ->
-                {expected, m} = Model.insert_post(m, id, a)
+    def command({m, next_id}) do
+      # Ids mostly rise, as time-ordered ids do, with some arriving late.
+      id =
+        :proper_types.frequency([{4, next_id}, {1, :proper_types.integer(next_id - 50, next_id)}])
 
-                assert Timeline.insert_post(tl, id, a) == expected,
-                       "post #{id} by #{a} at #{step}"
+      known = :proper_types.elements(Map.keys(m.records) ++ [1])
 
-                {m, next_id + 1}
+      :proper_types.frequency([
+        {2, {:call, __MODULE__, :follow, [user(), user()]}},
+        {1, {:call, __MODULE__, :unfollow, [user(), user()]}},
+        {4, {:call, __MODULE__, :post, [id, user()]}},
+        {1, {:call, __MODULE__, :repost, [id, user(), known]}},
+        {1, {:call, __MODULE__, :delete, [known, :proper_types.elements([:post, :repost])]}},
+        {2, {:call, __MODULE__, :read, [user(), :proper_types.elements([1, 2, 3, 50])]}}
+      ])
+    end
 
-              7 ->
-                post = Enum.random(Map.keys(m.records) ++ [1])
-                {expected, m} = Model.insert_repost(m, id, a, post)
-                assert Timeline.insert_repost(tl, id, a, post) == expected
-                {m, next_id + 1}
+    def precondition(_state, {:call, _, f, [a, b]}) when f in [:follow, :unfollow], do: a != b
+    def precondition(_state, _call), do: true
 
-              8 ->
-                target = Enum.random(Map.keys(m.records) ++ [1])
-                kind = Enum.random([:post, :repost])
-                {expected, m} = Model.delete(m, target, kind)
+    def follow(a, b), do: Timeline.follow(timeline(), a, b)
+    def unfollow(a, b), do: Timeline.unfollow(timeline(), a, b)
+    def post(id, author), do: Timeline.insert_post(timeline(), id, author)
+    def repost(id, reposter, post), do: Timeline.insert_repost(timeline(), id, reposter, post)
+    def delete(id, :post), do: Timeline.delete_post(timeline(), id)
+    def delete(id, :repost), do: Timeline.delete_repost(timeline(), id)
 
-                got =
-                  if kind == :post,
-                    do: Timeline.delete_post(tl, target),
-                    else: Timeline.delete_repost(tl, target)
+    # Every page, in order; `:page_too_long` if a page held more than asked for.
+    def read(user, limit, cursor \\ nil, acc \\ []) do
+      {items, next} = Timeline.get_timeline(timeline(), user, limit: limit, cursor: cursor)
 
-                assert got == expected
-                {m, next_id}
+      cond do
+        length(items) > limit -> :page_too_long
+        next == nil -> acc ++ items
+        true -> read(user, limit, next, acc ++ items)
+      end
+    end
 
-              _ ->
-                limit = Enum.random([1, 2, 3, 50])
+    # The model's answer and state after a command.
+    def model({m, _}, {:call, _, :follow, [a, b]}), do: Model.follow(m, a, b)
+    def model({m, _}, {:call, _, :unfollow, [a, b]}), do: Model.unfollow(m, a, b)
+    def model({m, _}, {:call, _, :post, [id, a]}), do: Model.insert_post(m, id, a)
+    def model({m, _}, {:call, _, :repost, [id, a, p]}), do: Model.insert_repost(m, id, a, p)
+    def model({m, _}, {:call, _, :delete, [id, kind]}), do: Model.delete(m, id, kind)
+    def model({m, _}, {:call, _, :read, [user, _]}), do: {Model.timeline(m, user), m}
 
-                assert read_all(tl, a, limit) == Model.timeline(m, a),
-                       "timeline of #{a} at step #{step}"
+    def next_state({_, next_id} = state, _result, {:call, _, f, _} = call) do
+      {_, m} = model(state, call)
+      {m, if(f in [:post, :repost], do: next_id + 1, else: next_id)}
+    end
 
-                {m, next_id}
-            end
+    def postcondition(state, call, got), do: got == elem(model(state, call), 0)
 
-          {m, next_id}
-        end)
-        |> then(fn {m, _} ->
-          for u <- users, do: assert(read_all(tl, u, 2) == Model.timeline(m, u))
-          assert Timeline.stats(tl).large_authors == MapSet.size(m.large)
+    def property do
+      import Strata.PropCheck
+
+      forall(:proper_statem.commands(__MODULE__), fn commands ->
+        Process.put(__MODULE__, Timeline.new(@opts))
+
+        run_statem(__MODULE__, commands, fn {m, _} ->
+          Enum.all?(0..7, &(read(&1, 2) == Model.timeline(m, &1))) and
+            Timeline.stats(timeline()).large_authors == MapSet.size(m.large)
         end)
       end)
     end
+  end
+
+  test "random command sequences match the model, every page of every read (PropEr)" do
+    Strata.PropCheck.check("timeline statem", Statem.property(), 300, 150)
   end
 
   test "the cursor is stable under concurrent inserts" do

@@ -38,8 +38,22 @@ defmodule Strata.PropCheck do
     end
   end
 
-  @doc "`?FORALL(X, Gen, Prop)`."
-  def forall(gen, fun), do: :proper.forall(gen, fun)
+  @doc """
+  `?FORALL(X, Gen, Prop)`. An exception in `fun` fails the property with the exception
+  printed (PropEr 1.2, as Debian packages it, would itself crash on one: it calls
+  `erlang:get_stacktrace/0`, which OTP 23 removed).
+  """
+  def forall(gen, fun) do
+    :proper.forall(gen, fn x ->
+      try do
+        fun.(x)
+      catch
+        kind, reason ->
+          text = Exception.format(kind, reason, __STACKTRACE__)
+          when_fail(fn -> IO.puts(text) end, false)
+      end
+    end)
+  end
 
   @doc "`?LET(X, Gen, Expr)`: a generator of `fun.(x)` for `x` from `gen`."
   def let(gen, fun), do: :proper_types.bind(gen, fun, false)
@@ -72,7 +86,7 @@ defmodule Strata.PropCheck do
   defp output(format, args) do
     text = IO.chardata_to_string(:io_lib.format(format, args))
 
-    unless text == "." or String.contains?(text, "OK: Passed") do
+    unless String.trim(text, ".") |> String.trim() == "" or String.contains?(text, "OK: Passed") do
       IO.write(text)
     end
   end

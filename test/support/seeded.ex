@@ -1,7 +1,11 @@
 defmodule Strata.Seeded do
   @moduledoc false
-  # Seeded random model tests: every run uses a fresh seed (derived from ExUnit's, or taken
-  # from STRATA_SEED), and a failure reports the seed so that it can be replayed.
+  # Seeded random tests, for what PropEr (test/support/prop_check.ex) does not do here: runs
+  # whose randomness is not a sequence of commands to shrink (processes racing each other,
+  # SIGKILL at a random moment, calls spread over peer nodes, random damage sampled from a
+  # file). Every run uses a fresh seed (derived from ExUnit's, or taken from STRATA_SEED),
+  # and a failure reports the seed so that it can be replayed. The model tests of the
+  # structures are PropEr properties.
 
   @doc "Seeds `:rand` for this process and runs `fun`; on failure, re-raises naming the seed."
   def run(name, fun) do
