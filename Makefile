@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export MIX_ENV ?= dev
 
-.PHONY: setup demo test test-rust test-elixir test-example bench
+.PHONY: setup demo test test-rust test-elixir test-example dialyzer bench
 
 setup:
 	@scripts/setup
@@ -11,7 +11,7 @@ setup:
 demo: setup
 	mix run bench/demo.exs
 
-test: setup test-rust test-elixir test-example
+test: setup test-rust test-elixir dialyzer test-example
 
 test-rust:
 	cargo fmt --all -- --check
@@ -22,6 +22,9 @@ test-elixir:
 	mix format --check-formatted
 	MIX_ENV=test mix compile --warnings-as-errors
 	MIX_ENV=test mix test
+
+dialyzer:
+	scripts/dialyzer
 
 test-example:
 	cd examples/guild_members && rm -rf _build && MIX_ENV=test mix test

@@ -763,7 +763,10 @@ defmodule Strata.MemberList do
 
   defp counts(list), do: :ets.lookup_element(list.table, :counts, 2)
 
-  defp total(counts), do: counts |> Tuple.to_list() |> Enum.sum()
+  defp total(counts), do: sum(Tuple.to_list(counts), 0)
+
+  defp sum([c | rest], acc) when is_integer(c), do: sum(rest, acc + c)
+  defp sum([], acc), do: acc
 
   defp count_of(order, counts, id) do
     Enum.find_value(0..(tuple_size(order) - 1), 0, fn g ->
