@@ -94,6 +94,7 @@ defmodule Strata.SortedSet do
   @type index :: non_neg_integer()
 
   @default_bucket_size 512
+  @min_bucket_size 4
   @default_capacity @default_bucket_size
   @chunk 1000
 
@@ -171,7 +172,8 @@ defmodule Strata.SortedSet do
       0
   """
   @spec new(non_neg_integer(), pos_integer()) :: t()
-  def new(capacity, bucket_size), do: Native.sorted_set_new(capacity, bucket_size)
+  def new(capacity, bucket_size),
+    do: Native.sorted_set_new(capacity, check_bucket_size!(bucket_size))
 
   @doc """
   Builds a set from any enumerable, sorting it and dropping duplicates (of items that are `==`,
@@ -220,16 +222,30 @@ defmodule Strata.SortedSet do
     end
   end
 
-  defp bucket_size(size) when is_integer(size), do: size
+  defp bucket_size(size) when is_integer(size), do: check_bucket_size!(size)
 
   defp bucket_size(opts) when is_list(opts) do
-    Strata.Options.validate!(opts, bucket_size: @default_bucket_size)[:bucket_size]
+    check_bucket_size!(
+      Strata.Options.validate!(opts, bucket_size: @default_bucket_size)[:bucket_size]
+    )
   end
 
   defp bucket_size(other) do
     raise ArgumentError,
           "argument opts: expected a bucket size or keyword list, got: #{inspect(other)}"
   end
+
+  # Buckets of fewer than 4 items work (`Strata.DiscordSortedSet` accepts them, as Discord's
+  # set does), but cost more memory and time than they save: this module refuses them.
+  defp check_bucket_size!(size) when is_integer(size) and size in @min_bucket_size..65_536,
+    do: size
+
+  defp check_bucket_size!(size) when is_integer(size) do
+    raise ArgumentError,
+          "argument bucket_size: expected an integer in #{@min_bucket_size}..65536, got #{size}"
+  end
+
+  defp check_bucket_size!(other), do: other
 
   @doc """
   Adds `item` and returns the set. Adding an item that is already present changes nothing.
@@ -361,7 +377,7 @@ defmodule Strata.SortedSet do
     dir = Durable.path(dir)
 
     dir
-    |> Native.sorted_set_recover(opts[:sync], opts[:bucket_size])
+    |> Native.sorted_set_recover(opts[:sync], check_bucket_size!(opts[:bucket_size]))
     |> Durable.opened(dir)
   end
 
