@@ -131,7 +131,10 @@ defmodule Strata.DiscordSortedSet do
   """
   @spec add(t(), supported_term()) :: t() | common_errors()
   def add(set, item) do
-    with {index, set} when is_integer(index) or is_nil(index) <- index_add(set, item), do: set
+    case index_add(set, item) do
+      {:error, :unsupported_type} = error -> error
+      {_index, _set} -> set
+    end
   end
 
   @doc """
@@ -141,14 +144,19 @@ defmodule Strata.DiscordSortedSet do
   @spec index_add(t(), supported_term()) :: {non_neg_integer() | nil, t()} | common_errors()
   def index_add(set, item) do
     handle = handle(set)
-    if supported?(item), do: {Native.sorted_set_add(handle, item), set}, else: unsupported()
+
+    if supported?(item),
+      do: {Native.sorted_set_add(handle, item), set},
+      else: unsupported()
   end
 
   @doc "Removes `item`; returns the set (also when it was not there)."
   @spec remove(t(), supported_term()) :: t() | common_errors()
   def remove(set, item) do
-    with {index, set} when is_integer(index) or is_nil(index) <- index_remove(set, item),
-         do: set
+    case index_remove(set, item) do
+      {:error, :unsupported_type} = error -> error
+      {_index, _set} -> set
+    end
   end
 
   @doc """
