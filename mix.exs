@@ -107,15 +107,15 @@ defmodule Strata.MixProject do
       compilers: [:strata_native | Mix.compilers()],
       elixirc_paths: elixirc_paths(Mix.env()),
       deps: [],
-      # PropEr comes from the OTP installation (Debian's erlang-proper), for the tests only.
-      xref: [exclude: [:proper, :proper_types, :proper_statem]],
+      # PropEr and :telemetry are used when present, never required.
+      xref: [exclude: [:proper, :proper_types, :proper_statem, :telemetry]],
       description: "Mutable, index-reporting data structures for BEAM services, in Rust.",
       docs: [main: "readme", extras: ["README.md"]]
     ]
   end
 
   def application do
-    [extra_applications: [:logger]]
+    [mod: {Strata.Application, []}, extra_applications: [:logger]]
   end
 
   defp elixirc_paths(:test), do: ["lib", "test/support"]

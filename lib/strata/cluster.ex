@@ -275,6 +275,15 @@ defmodule Strata.Cluster do
 
   @impl true
   def handle_continue(:join, state) do
+    meta = %{cluster: state.name, node: node()}
+
+    state =
+      Strata.Telemetry.span([:strata, :cluster, :join], meta, fn -> {join(state), %{}, %{}} end)
+
+    {:noreply, state}
+  end
+
+  defp join(state) do
     state = if state.bootstrapping, do: bootstrap(state), else: state
     # Writes that reached this node during the copy wait in the mailbox: applied in order
     # before writes are applied directly, and once more for any sent just before the switch.
@@ -286,7 +295,7 @@ defmodule Strata.Cluster do
     :ok = :pg.leave(state.scope, :joining, self())
     state = %{state | active: members(state.scope, :active)}
     publish(state)
-    {:noreply, state}
+    state
   end
 
   defp drain_buffered(tl) do
@@ -360,6 +369,14 @@ defmodule Strata.Cluster do
   # next owners (see `spread/2`) while this node copies its feeds and hands its member lists
   # to them; the others are told, so that its leaving is not taken for a death.
   defp hand_off_all(state, rest) do
+    meta = %{cluster: state.name, node: node(), to: rest}
+    Strata.Telemetry.span([:strata, :cluster, :handoff], meta, fn -> hand_off(state, rest) end)
+  catch
+    kind, reason ->
+      Logger.error("Strata.Cluster #{state.name}: hand-off failed: #{inspect({kind, reason})}")
+  end
+
+  defp hand_off(state, rest) do
     :ok = :pg.join(state.scope, :leaving, self())
     me = self()
 
@@ -369,8 +386,9 @@ defmodule Strata.Cluster do
 
     Process.sleep(100)
 
-    state.tl
-    |> Strata.Native.timeline_take_feeds(pack(feed_users(state.tl)))
+    feeds = Strata.Native.timeline_take_feeds(state.tl, pack(feed_users(state.tl)))
+
+    feeds
     |> Enum.group_by(fn {user, _} -> owner_in(rest, user) end)
     |> Enum.each(fn {node, feeds} ->
       call(node, __MODULE__, :merge_feeds, [state.name, feeds], 30_000)
@@ -378,9 +396,7 @@ defmodule Strata.Cluster do
 
     Host.drop_moved(state.name, rest)
     for node <- rest, do: send({state.name, node}, {:handed_off, node()})
-  catch
-    kind, reason ->
-      Logger.error("Strata.Cluster #{state.name}: hand-off failed: #{inspect({kind, reason})}")
+    {:ok, %{users: length(feeds)}, %{}}
   end
 
   defp start_scope(scope) do
@@ -511,8 +527,15 @@ defmodule Strata.Cluster do
 
       true ->
         dir = Path.join(Durable.path(state.opts[:durable]), Atom.to_string(dead))
-        n = rebuild_from(state, dir, active, dead)
-        Host.rebuild_from(state.name, Path.join(dir, "guilds"), active, dead)
+        meta = %{cluster: state.name, node: node(), dead: dead}
+
+        n =
+          Strata.Telemetry.span([:strata, :cluster, :takeover], meta, fn ->
+            n = rebuild_from(state, dir, active, dead)
+            Host.rebuild_from(state.name, Path.join(dir, "guilds"), active, dead)
+            {n, %{users: n}, %{}}
+          end)
+
         for node <- active, do: send({state.name, node}, {:taken_over, dead})
         update_in(state.stats.rebuilt, &(&1 + n))
     end

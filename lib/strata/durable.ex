@@ -167,7 +167,7 @@ defmodule Strata.Durable do
 
       @doc """
       Encodes the structure as a snapshot binary (format in `Strata.Durable`), on a dirty
-      scheduler, under its read lock.
+      scheduler, from a copy-on-write copy taken under its lock (writers go on meanwhile).
 
           iex> x = #{mod}.new()
           iex> {:ok, copy} = x |> #{mod}.dump() |> #{mod}.load()
@@ -175,7 +175,12 @@ defmodule Strata.Durable do
           true
       """
       @spec dump(t()) :: binary()
-      def dump(x), do: Strata.Native.unquote(native.(:dump))(x)
+      def dump(x) do
+        Strata.Durable.snapshot_span(:dump, __MODULE__, %{}, fn ->
+          bytes = Strata.Native.unquote(native.(:dump))(x)
+          {bytes, %{bytes: byte_size(bytes)}, %{}}
+        end)
+      end
 
       @doc """
       Checks and decodes a snapshot binary made by `dump/1` into a new, in-memory structure.
@@ -184,7 +189,12 @@ defmodule Strata.Durable do
           {:error, {:corrupt, "not a Strata snapshot (bad magic)"}}
       """
       @spec load(binary()) :: {:ok, t()} | {:error, Strata.Durable.reason()}
-      def load(bytes) when is_binary(bytes), do: Strata.Native.unquote(native.(:load))(bytes)
+      def load(bytes) when is_binary(bytes) do
+        Strata.Durable.snapshot_span(:load, __MODULE__, %{}, fn ->
+          result = Strata.Native.unquote(native.(:load))(bytes)
+          {result, %{bytes: byte_size(bytes)}, %{result: Strata.Durable.outcome(result)}}
+        end)
+      end
 
       def load(other),
         do: raise(ArgumentError, "argument bytes: expected a binary, got: #{inspect(other)}")
@@ -199,7 +209,13 @@ defmodule Strata.Durable do
           true
       """
       @spec save(t(), Path.t()) :: :ok | {:error, Strata.Durable.reason()}
-      def save(x, path), do: Strata.Native.unquote(native.(:save))(x, Strata.Durable.path(path))
+      def save(x, path) do
+        path = Strata.Durable.path(path)
+
+        Strata.Durable.snapshot_span(:save, __MODULE__, %{path: path}, fn ->
+          Strata.Telemetry.result(Strata.Native.unquote(native.(:save))(x, path))
+        end)
+      end
 
       @doc """
       Reads a snapshot file written by `save/2` into a new, in-memory structure.
@@ -208,7 +224,13 @@ defmodule Strata.Durable do
           {:error, :enoent}
       """
       @spec open(Path.t()) :: {:ok, t()} | {:error, Strata.Durable.reason()}
-      def open(path), do: Strata.Native.unquote(native.(:open))(Strata.Durable.path(path))
+      def open(path) do
+        path = Strata.Durable.path(path)
+
+        Strata.Durable.snapshot_span(:open, __MODULE__, %{path: path}, fn ->
+          Strata.Telemetry.result(Strata.Native.unquote(native.(:open))(path))
+        end)
+      end
 
       @doc """
       Starts a new journal segment and writes a snapshot of a durable structure, built from
@@ -220,7 +242,11 @@ defmodule Strata.Durable do
           {:error, :not_durable}
       """
       @spec checkpoint(t()) :: :ok | {:error, Strata.Durable.reason()}
-      def checkpoint(x), do: Strata.Native.unquote(native.(:checkpoint))(x)
+      def checkpoint(x) do
+        Strata.Telemetry.span([:strata, :checkpoint], %{structure: __MODULE__, handle: x}, fn ->
+          Strata.Telemetry.result(Strata.Native.unquote(native.(:checkpoint))(x))
+        end)
+      end
 
       @doc """
       Makes every change to a durable structure durable and releases its directory. Reads
@@ -261,6 +287,35 @@ defmodule Strata.Durable do
       {:error, reason} ->
         raise Strata.DurabilityError, reason: reason
     end
+  end
+
+  @doc false
+  # A snapshot span (see `Strata.Telemetry`).
+  def snapshot_span(what, structure, metadata, fun) do
+    metadata = Map.put(metadata, :structure, structure)
+    Strata.Telemetry.span([:strata, :snapshot, what], metadata, fun)
+  end
+
+  @doc false
+  def outcome({:ok, _}), do: :ok
+  def outcome(other), do: other
+
+  @doc false
+  # Opens a durable structure of module `structure` in `dir` with `recover` (its recovery
+  # NIF, or a function returning what one returns), in a `[:strata, :recovery]` span.
+  def recover(structure, dir, recover) do
+    Strata.Telemetry.span([:strata, :recovery], %{structure: structure, dir: dir}, fn ->
+      result = recover.()
+
+      case result do
+        {:ok, _struct, report} ->
+          {opened(result, dir), %{replayed: report.replayed},
+           %{result: :ok, snapshot: report.snapshot}}
+
+        error ->
+          {opened(error, dir), %{}, %{result: error}}
+      end
+    end)
   end
 
   @doc false

@@ -101,7 +101,7 @@ defmodule Strata.FollowerMap do
   def open_durable(dir, opts \\ []) do
     opts = Strata.Options.validate!(opts, sync: :always)
     dir = Durable.path(dir)
-    dir |> Native.follower_map_recover(opts[:sync]) |> Durable.opened(dir)
+    Durable.recover(__MODULE__, dir, fn -> Native.follower_map_recover(dir, opts[:sync]) end)
   end
 
   @doc """

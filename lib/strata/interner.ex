@@ -82,7 +82,7 @@ defmodule Strata.Interner do
   def open_durable(dir, opts \\ []) do
     opts = Strata.Options.validate!(opts, sync: :always)
     dir = Durable.path(dir)
-    dir |> Native.interner_recover(opts[:sync]) |> Durable.opened(dir)
+    Durable.recover(__MODULE__, dir, fn -> Native.interner_recover(dir, opts[:sync]) end)
   end
 
   @doc """

@@ -209,7 +209,10 @@ defmodule Strata.MemberList do
       )
 
     dir = Durable.path(dir)
+    Durable.recover(__MODULE__, dir, fn -> recover(dir, opts) end)
+  end
 
+  defp recover(dir, opts) do
     case Native.blob_recover(dir, opts[:sync]) do
       {:ok, journal, payload, records, report} ->
         # Whatever happens below, a failed open releases the directory.
@@ -220,7 +223,7 @@ defmodule Strata.MemberList do
                :ok <- replay(list, records),
                list = %{list | journal: journal},
                :ok <- if(payload == "", do: checkpoint(list), else: :ok) do
-            Durable.opened({:ok, list, report}, dir)
+            {:ok, list, report}
           else
             {:error, _} = error ->
               Native.journal_close(journal)
@@ -248,7 +251,14 @@ defmodule Strata.MemberList do
       true
   """
   @spec dump(t()) :: binary()
-  def dump(list), do: list |> list!() |> payload() |> Native.blob_seal()
+  def dump(list) do
+    list = list!(list)
+
+    Durable.snapshot_span(:dump, __MODULE__, %{}, fn ->
+      bytes = list |> payload() |> Native.blob_seal()
+      {bytes, %{bytes: byte_size(bytes)}, %{}}
+    end)
+  end
 
   @doc """
   Checks and decodes a snapshot binary made by `dump/1` into a new list owned by the
@@ -259,7 +269,10 @@ defmodule Strata.MemberList do
   """
   @spec load(binary()) :: {:ok, t()} | {:error, Durable.reason()}
   def load(bytes) when is_binary(bytes) do
-    with {:ok, payload} <- Native.blob_unseal(bytes), do: restore(payload)
+    Durable.snapshot_span(:load, __MODULE__, %{}, fn ->
+      result = with {:ok, payload} <- Native.blob_unseal(bytes), do: restore(payload)
+      {result, %{bytes: byte_size(bytes)}, %{result: Durable.outcome(result)}}
+    end)
   end
 
   def load(other),
@@ -267,8 +280,13 @@ defmodule Strata.MemberList do
 
   @doc "Writes a snapshot of the list to `path` atomically (see `Strata.Durable`)."
   @spec save(t(), Path.t()) :: :ok | {:error, Durable.reason()}
-  def save(list, path),
-    do: list |> list!() |> payload() |> Native.blob_save(Durable.path(path))
+  def save(list, path) do
+    {list, path} = {list!(list), Durable.path(path)}
+
+    Durable.snapshot_span(:save, __MODULE__, %{path: path}, fn ->
+      Strata.Telemetry.result(list |> payload() |> Native.blob_save(path))
+    end)
+  end
 
   @doc """
   Reads a snapshot file written by `save/2` into a new list owned by the calling process.
@@ -278,7 +296,11 @@ defmodule Strata.MemberList do
   """
   @spec open(Path.t()) :: {:ok, t()} | {:error, Durable.reason()}
   def open(path) do
-    with {:ok, payload} <- Native.blob_open(Durable.path(path)), do: restore(payload)
+    path = Durable.path(path)
+
+    Durable.snapshot_span(:open, __MODULE__, %{path: path}, fn ->
+      Strata.Telemetry.result(with {:ok, payload} <- Native.blob_open(path), do: restore(payload))
+    end)
   end
 
   @doc """
@@ -292,7 +314,10 @@ defmodule Strata.MemberList do
 
   def checkpoint(%__MODULE__{journal: journal} = list) do
     owner!(list)
-    Native.blob_checkpoint(journal, payload(list))
+
+    Strata.Telemetry.span([:strata, :checkpoint], %{structure: __MODULE__, handle: list}, fn ->
+      Strata.Telemetry.result(Native.blob_checkpoint(journal, payload(list)))
+    end)
   end
 
   def checkpoint(other), do: list!(other)

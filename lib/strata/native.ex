@@ -150,6 +150,7 @@ defmodule Strata.Native do
   def journal_ack(_journal), do: not_loaded()
   def journal_sync(_journal), do: not_loaded()
   def journal_close(_journal), do: not_loaded()
+  def journal_report_fsyncs(_pid), do: not_loaded()
   def blob_seal(_payload), do: not_loaded()
   def blob_unseal(_bytes), do: not_loaded()
   def blob_save(_payload, _path), do: not_loaded()

@@ -376,9 +376,11 @@ defmodule Strata.SortedSet do
     opts = Strata.Options.validate!(opts, sync: :always, bucket_size: @default_bucket_size)
     dir = Durable.path(dir)
 
-    dir
-    |> Native.sorted_set_recover(opts[:sync], check_bucket_size!(opts[:bucket_size]))
-    |> Durable.opened(dir)
+    bucket_size = check_bucket_size!(opts[:bucket_size])
+
+    Durable.recover(__MODULE__, dir, fn ->
+      Native.sorted_set_recover(dir, opts[:sync], bucket_size)
+    end)
   end
 
   @doc """

@@ -154,14 +154,15 @@ defmodule Strata.Timeline do
 
     dir = Durable.path(dir)
 
-    dir
-    |> Native.timeline_recover(
-      opts[:sync],
-      opts[:feed_capacity],
-      opts[:fanout_limit],
-      opts[:backfill]
-    )
-    |> Durable.opened(dir)
+    Durable.recover(__MODULE__, dir, fn ->
+      Native.timeline_recover(
+        dir,
+        opts[:sync],
+        opts[:feed_capacity],
+        opts[:fanout_limit],
+        opts[:backfill]
+      )
+    end)
   end
 
   @doc "The follow graph the timeline reads."
@@ -175,10 +176,26 @@ defmodule Strata.Timeline do
   @spec insert_post(t(), non_neg_integer(), FollowerMap.user()) ::
           non_neg_integer() | {:error, :duplicate_id}
   def insert_post(tl, post_id, author_id) do
+    began = System.monotonic_time()
     result = Native.timeline_insert_post(tl, post_id, author_id)
+    fanned_out(tl, began, author_id, post_id, result)
     Durable.ack!(tl)
     result
   end
+
+  # Fan-outs into at least this many feeds emit `[:strata, :timeline, :fanout]`.
+  @fanout_event 1000
+
+  defp fanned_out(tl, began, author, item, feeds)
+       when is_integer(feeds) and feeds >= @fanout_event do
+    Strata.Telemetry.execute(
+      [:strata, :timeline, :fanout],
+      %{duration: System.monotonic_time() - began, feeds: feeds},
+      %{timeline: tl, author: author, item: item}
+    )
+  end
+
+  defp fanned_out(_tl, _began, _author, _item, _result), do: :ok
 
   @doc """
   Records a repost of `post_id` by `reposter_id` and fans it out like a post of the reposter.
@@ -187,7 +204,9 @@ defmodule Strata.Timeline do
   @spec insert_repost(t(), non_neg_integer(), FollowerMap.user(), non_neg_integer()) ::
           non_neg_integer() | {:error, :duplicate_id | :unknown_post}
   def insert_repost(tl, repost_id, reposter_id, post_id) do
+    began = System.monotonic_time()
     result = Native.timeline_insert_repost(tl, repost_id, reposter_id, post_id)
+    fanned_out(tl, began, reposter_id, repost_id, result)
     Durable.ack!(tl)
     result
   end

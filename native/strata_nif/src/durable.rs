@@ -335,7 +335,9 @@ fn journal_ack<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
 #[rustler::nif(schedule = "DirtyIo")]
 fn journal_sync<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
     let journal = journal_arg(journal)?;
-    Ok(match journal.0.sync() {
+    let result = journal.0.sync();
+    send_fsync_reports(env);
+    Ok(match result {
         Ok(()) => crate::ok().encode(env),
         Err(e) => error(env, &e),
     })
@@ -345,7 +347,9 @@ fn journal_sync<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
 #[rustler::nif(schedule = "DirtyIo")]
 fn journal_close<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
     let journal = journal_arg(journal)?;
-    Ok(match journal.0.close() {
+    let result = journal.0.close();
+    send_fsync_reports(env);
+    Ok(match result {
         Ok(()) => crate::ok().encode(env),
         Err(e) => error(env, &e),
     })
@@ -442,12 +446,9 @@ fn blob_checkpoint<'a>(
         Ok(gen) => gen,
         Err(e) => return Ok(error(env, &e)),
     };
-    Ok(finish_checkpoint(
-        env,
-        &journal.0,
-        gen,
-        &blob_of(payload).dump(),
-    ))
+    let done = finish_checkpoint(env, &journal.0, gen, &blob_of(payload).dump());
+    send_fsync_reports(env);
+    Ok(done)
 }
 
 /// `{:error, :not_durable}`.
@@ -518,8 +519,68 @@ pub fn checkpoint_with<'a, T: Persist>(
         }
         Err(e) => Err(e),
     };
+    send_fsync_reports(env);
     Ok(match done {
         Ok(()) => crate::ok().encode(env),
         Err(e) => error(env, &e),
     })
+}
+
+/// The process that turns the shared writer's fsync reports into telemetry events.
+static FSYNC_REPORTER: parking_lot::Mutex<Option<LocalPid>> = parking_lot::Mutex::new(None);
+
+/// One fsync's report, as sent: `(dir, kind, nanoseconds, records, bytes)`.
+type FsyncMessage = (String, &'static str, u64, u64, u64);
+
+/// Reports of fsyncs made on a scheduler thread (a `sync/1`, `close/1` or checkpoint runs
+/// the last fsync itself), which cannot send from there without its own env: the NIF that
+/// made them sends them before it returns (`send_fsync_reports`).
+static PENDING_FSYNCS: parking_lot::Mutex<Vec<FsyncMessage>> = parking_lot::Mutex::new(Vec::new());
+
+fn fsync_term<'a>(env: Env<'a>, (dir, kind, nanos, records, bytes): &FsyncMessage) -> Term<'a> {
+    let fields = [
+        atom(env, "strata_fsync"),
+        dir.as_str().encode(env),
+        atom(env, kind),
+        nanos.encode(env),
+        records.encode(env),
+        bytes.encode(env),
+    ];
+    rustler::types::tuple::make_tuple(env, &fields)
+}
+
+/// Sends the fsync reports made on this scheduler thread (see `PENDING_FSYNCS`).
+pub fn send_fsync_reports(env: Env) {
+    let pending = std::mem::take(&mut *PENDING_FSYNCS.lock());
+    if let (Some(pid), false) = (*FSYNC_REPORTER.lock(), pending.is_empty()) {
+        for report in &pending {
+            let _ = env.send(&pid, fsync_term(env, report));
+        }
+    }
+}
+
+/// Makes `pid` receive `{:strata_fsync, dir, kind, duration_ns, records, bytes}` after each
+/// journal fsync (the last caller is the one that receives).
+#[rustler::nif]
+fn journal_report_fsyncs(pid: LocalPid) -> Atom {
+    *FSYNC_REPORTER.lock() = Some(pid);
+    journal::observe_fsyncs(Box::new(|report| {
+        let Some(pid) = *FSYNC_REPORTER.lock() else {
+            return;
+        };
+        let message: FsyncMessage = (
+            report.dir.to_string_lossy().into_owned(),
+            report.kind.name(),
+            report.duration.as_nanos() as u64,
+            report.records,
+            report.bytes,
+        );
+        if rustler::thread::is_scheduler_thread() {
+            PENDING_FSYNCS.lock().push(message);
+            return;
+        }
+        let mut env = OwnedEnv::new();
+        let _ = env.send_and_clear(&pid, |env| fsync_term(env, &message));
+    }));
+    crate::ok()
 }

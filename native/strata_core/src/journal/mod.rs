@@ -40,7 +40,7 @@ pub mod writer;
 
 pub use files::{read_snapshot, write_atomically, ReadError};
 pub use recover::{open, Report};
-pub use writer::{Journal, Notify};
+pub use writer::{observe_fsyncs, FsyncReport, Journal, Notify};
 
 use files::io_error;
 

@@ -41,6 +41,29 @@ struct Writer {
     pending: Vec<u8>,
 }
 
+/// What one fsync of a journal made durable (see [`observe_fsyncs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FsyncReport<'a> {
+    pub dir: &'a Path,
+    pub kind: Kind,
+    pub duration: std::time::Duration,
+    /// Records made durable by this fsync.
+    pub records: u64,
+    /// Bytes written since the previous fsync.
+    pub bytes: u64,
+}
+
+type Observer = Box<dyn Fn(&FsyncReport) + Send + Sync>;
+
+static OBSERVER: std::sync::OnceLock<Observer> = std::sync::OnceLock::new();
+
+/// Installs the process-wide observer of journal fsyncs (telemetry): called on the writer
+/// thread after each successful fsync. Only the first call installs one; returns whether it
+/// did.
+pub fn observe_fsyncs(observer: Observer) -> bool {
+    OBSERVER.set(observer).is_ok()
+}
+
 /// The last records of a replaced segment (`file` is `None` when it was closed while idle).
 struct Unwritten {
     gen: u64,
@@ -91,6 +114,8 @@ struct Inner<W> {
     flushed: AtomicU64,
     /// Records fsynced.
     synced: AtomicU64,
+    /// Bytes written since the last fsync (for [`FsyncReport`]).
+    unsynced_bytes: AtomicU64,
     waiters: Mutex<Waiters<W>>,
     /// The shared writer's scheduling state of this journal.
     slot: pool::Slot,
@@ -144,6 +169,7 @@ impl<W: Send + 'static> Journal<W> {
             written: AtomicU64::new(0),
             flushed: AtomicU64::new(0),
             synced: AtomicU64::new(0),
+            unsynced_bytes: AtomicU64::new(0),
             waiters: Mutex::new(Waiters {
                 list: Vec::new(),
                 closing: false,
@@ -440,6 +466,7 @@ impl<W: Send + 'static> Inner<W> {
         }
         self.flushed.fetch_max(target, Ordering::SeqCst);
         if fsync {
+            let began = std::time::Instant::now();
             for f in retired.iter().chain(file.as_ref()) {
                 if let Err(e) = fault::check("fsync", &self.dir) {
                     return Err(self.fail(e));
@@ -448,7 +475,17 @@ impl<W: Send + 'static> Inner<W> {
                     return Err(self.fail(io_error("fsync", &self.dir)(e)));
                 }
             }
-            self.synced.fetch_max(target, Ordering::SeqCst);
+            let before = self.synced.fetch_max(target, Ordering::SeqCst);
+            let bytes = self.unsynced_bytes.swap(0, Ordering::SeqCst);
+            if let (Some(observe), true) = (OBSERVER.get(), target > before || bytes > 0) {
+                observe(&FsyncReport {
+                    dir: &self.dir,
+                    kind: self.kind,
+                    duration: began.elapsed(),
+                    records: target.saturating_sub(before),
+                    bytes,
+                });
+            }
         }
         Ok(())
     }
@@ -466,7 +503,10 @@ impl<W: Send + 'static> Inner<W> {
             return Err(self.fail(e));
         }
         f.write_all(batch)
-            .map_err(|e| self.fail(io_error("append to", &path)(e)))
+            .map_err(|e| self.fail(io_error("append to", &path)(e)))?;
+        self.unsynced_bytes
+            .fetch_add(batch.len() as u64, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Opens segment `gen` again for appending (it was closed while idle).
