@@ -3,11 +3,12 @@ defmodule Strata.StallTest do
   # structure: long writers work in slices and give their locks up between them, snapshots
   # are encoded from a frozen copy with the locks released. Each case runs the long work at
   # the largest size this suite affords and checks that it really was long (so that a call
-  # held for the whole of it would break the bound), then that the slowest small call made
-  # meanwhile stayed under a bound far below it. (The bound is wide: on this 2-core VM the
-  # thread holding a slice's lock is sometimes taken off its core by the OS for several
-  # milliseconds, and callers wait that long; the previous code held callers for 54-269 ms
-  # in these cases.)
+  # held for the whole of it would break the bound), then that no small call made meanwhile
+  # waited longer than 50 ms or a quarter of the long work, whichever is more. The bound is
+  # wide: on a 2-core VM the thread holding a slice's lock is sometimes taken off its core
+  # by the OS (or waits for a page fault) for tens of milliseconds, and callers wait that
+  # long (52 ms once, in a 500 ms fan-out on CI). The previous code held a caller for the
+  # whole long work or a third of it (one of its 1M-edge slices): 144-317 ms here.
   use ExUnit.Case, async: false
 
   alias Strata.Stalls
@@ -43,7 +44,9 @@ defmodule Strata.StallTest do
       assert long_ms > 2 * @bound_ms, "#{unquote(scenario)} took only #{long_ms} ms"
       assert summary.samples >= 5, "only #{summary.samples} small calls during the long work"
 
-      assert max_us < @bound_ms * 1000,
+      bound_ms = max(@bound_ms, long_ms / 4)
+
+      assert max_us < bound_ms * 1000,
              "#{unquote(scenario)}: a small call took #{max_us} us during #{long_ms} ms of " <>
                "long work (#{inspect(summary)})"
     end

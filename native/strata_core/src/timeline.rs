@@ -358,8 +358,14 @@ impl Timeline {
         touched
     }
 
-    fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
-        self.publish_own(graph, author, id) + self.push_followers(graph, author, id, 0..=u32::MAX)
+    /// Puts a new item into its author's lists and, unless it is only begun (`pending`: its
+    /// fan-out comes in slices), every follower's feed.
+    fn publish(&mut self, graph: &FollowerMap, author: u32, id: u64, pending: bool) -> usize {
+        let own = self.publish_own(graph, author, id);
+        match pending {
+            true => own,
+            false => own + self.push_followers(graph, author, id, 0..=u32::MAX),
+        }
     }
 
     /// The part of a post's fan-out that one node of a cluster makes: the author's own
@@ -469,11 +475,22 @@ impl Timeline {
         post: u64,
         author: u32,
     ) -> Result<usize, TimelineError> {
+        self.add_post(graph, post, author, false)
+    }
+
+    /// A new post, fanned out at once, or (`pending`) only begun (see [`Timeline::begin_post`]).
+    fn add_post(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+        pending: bool,
+    ) -> Result<usize, TimelineError> {
         if self.records.contains_key(&post) {
             return Err(TimelineError::DuplicateId(post));
         }
-        self.record_post(post, author, false);
-        Ok(self.publish(graph, author, post))
+        self.record_post(post, author, pending);
+        Ok(self.publish(graph, author, post, pending))
     }
 
     fn record_post(&mut self, post: u64, author: u32, pending: bool) {
@@ -494,11 +511,7 @@ impl Timeline {
         post: u64,
         author: u32,
     ) -> Result<usize, TimelineError> {
-        if self.records.contains_key(&post) {
-            return Err(TimelineError::DuplicateId(post));
-        }
-        self.record_post(post, author, true);
-        Ok(self.publish_own(graph, author, post))
+        self.add_post(graph, post, author, true)
     }
 
     /// [`Timeline::begin_post`] for a repost.
@@ -509,11 +522,7 @@ impl Timeline {
         reposter: u32,
         post: u64,
     ) -> Result<usize, TimelineError> {
-        if self.records.contains_key(&repost) {
-            return Err(TimelineError::DuplicateId(repost));
-        }
-        self.record_repost(repost, reposter, post, true)?;
-        Ok(self.publish_own(graph, reposter, repost))
+        self.add_repost(graph, repost, reposter, post, true)
     }
 
     /// Pushes item `id` into the feeds of its author's followers whose ids are in `users`
@@ -588,11 +597,23 @@ impl Timeline {
         reposter: u32,
         post: u64,
     ) -> Result<usize, TimelineError> {
+        self.add_repost(graph, repost, reposter, post, false)
+    }
+
+    /// A new repost, fanned out at once, or (`pending`) only begun.
+    fn add_repost(
+        &mut self,
+        graph: &FollowerMap,
+        repost: u64,
+        reposter: u32,
+        post: u64,
+        pending: bool,
+    ) -> Result<usize, TimelineError> {
         if self.records.contains_key(&repost) {
             return Err(TimelineError::DuplicateId(repost));
         }
-        self.record_repost(repost, reposter, post, false)?;
-        Ok(self.publish(graph, reposter, repost))
+        self.record_repost(repost, reposter, post, pending)?;
+        Ok(self.publish(graph, reposter, repost, pending))
     }
 
     /// Records a new repost of a live post (a pending post is not live yet).

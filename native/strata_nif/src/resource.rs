@@ -199,12 +199,18 @@ impl<T: Measured> Shared<T> {
         &self,
         f: impl FnOnce(&mut T, &Recorder) -> NifResult<R>,
     ) -> NifResult<R> {
-        if let Log::Owned(owner) = self.log {
-            return Err(bad_arg(format!(
-                "this structure belongs to a durable {owner}: change it through {owner}'s functions"
-            )));
-        }
+        self.not_owned()?;
         self.write_as_owner(f)
+    }
+
+    /// Refuses a change of a structure owned by another (which journals its changes).
+    fn not_owned(&self) -> NifResult<()> {
+        match self.log {
+            Log::Owned(owner) => Err(bad_arg(format!(
+                "this structure belongs to a durable {owner}: change it through {owner}'s functions"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// [`Shared::write_logged`] for one slice of a long operation, which takes the lock again
@@ -216,11 +222,7 @@ impl<T: Measured> Shared<T> {
         &self,
         f: impl FnOnce(&mut T, &Recorder) -> NifResult<R>,
     ) -> NifResult<R> {
-        if let Log::Owned(owner) = self.log {
-            return Err(bad_arg(format!(
-                "this structure belongs to a durable {owner}: change it through {owner}'s functions"
-            )));
-        }
+        self.not_owned()?;
         let journal = self.journal().map(|j| &**j);
         self.write_unlocking(true, |inner| f(inner, &Recorder { journal }))
     }
