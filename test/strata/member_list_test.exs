@@ -279,7 +279,11 @@ defmodule Strata.MemberListTest do
     list = MemberList.new()
     assert_raise ArgumentError, ~r/argument member/, fn -> MemberList.upsert(list, %{id: 1}) end
     assert_raise ArgumentError, ~r/argument member/, fn -> MemberList.upsert(list, :x) end
-    assert_raise ArgumentError, ~r/argument ranges/, fn -> MemberList.subscribe(list, :c, []) end
+    assert_raise ArgumentError, ~r/argument ranges/, fn -> MemberList.subscribe(list, :c, :x) end
+
+    assert_raise ArgumentError, ~r/argument ranges/, fn ->
+      MemberList.subscribe(list, :c, for(i <- 0..8, do: (i * 10)..(i * 10 + 1)))
+    end
 
     assert_raise ArgumentError, ~r/argument ranges/, fn ->
       MemberList.subscribe(list, :c, [5..1//-1])
@@ -406,7 +410,7 @@ defmodule Strata.MemberListTest do
       list = MemberList.new(durable: dir)
       MemberList.upsert(list, %{id: 1, name: "ok", roles: [], status: :online})
       # A record no change could have written (as a damaged or foreign journal holds).
-      :ok = Strata.Native.blob_append(list.journal, :erlang.term_to_binary({:upsert, :junk}))
+      :ok = Strata.Native.journal_append_raw(list.journal, <<1, 1, 1, 0>>)
       :ok = MemberList.close(list)
       assert {:error, {:corrupt, _}} = MemberList.open_durable(dir)
       # Not {:error, :locked}: the failed open let go.

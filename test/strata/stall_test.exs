@@ -24,7 +24,7 @@ defmodule Strata.StallTest do
     dump: 1_500_000,
     save: 1_500_000,
     checkpoint_fallback: 1_500_000,
-    define_groups: 50_000
+    define_groups: 300_000
   ]
 
   for {scenario, size} <- @sizes do

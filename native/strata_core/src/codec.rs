@@ -65,8 +65,7 @@ pub enum Kind {
     FollowerMap = 2,
     Interner = 3,
     Timeline = 4,
-    /// An opaque payload written by Elixir code (`Strata.MemberList`).
-    Blob = 5,
+    MemberList = 5,
 }
 
 impl Kind {
@@ -76,7 +75,7 @@ impl Kind {
             2 => Kind::FollowerMap,
             3 => Kind::Interner,
             4 => Kind::Timeline,
-            5 => Kind::Blob,
+            5 => Kind::MemberList,
             _ => return None,
         })
     }
@@ -87,7 +86,7 @@ impl Kind {
             Kind::FollowerMap => "follower_map",
             Kind::Interner => "interner",
             Kind::Timeline => "timeline",
-            Kind::Blob => "member_list",
+            Kind::MemberList => "member_list",
         }
     }
 }
@@ -821,7 +820,7 @@ mod tests {
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
             let _ = get_term(&mut Reader::new(&bytes));
             let _ = get_bitmap(&mut Reader::new(&bytes));
-            let _ = open(&bytes, Kind::Blob);
+            let _ = open(&bytes, Kind::MemberList);
         }
     }
 }

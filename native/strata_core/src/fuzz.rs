@@ -9,7 +9,8 @@ use crate::codec::{self, Kind};
 use crate::follower_map::FollowerMap;
 use crate::interner::Interner;
 use crate::journal::{self, SyncMode};
-use crate::persist::{Blob, Persist, TimelineState};
+use crate::member_list::MemberList;
+use crate::persist::{Persist, TimelineState};
 use crate::sorted_set::SortedSet;
 use crate::term::Term;
 
@@ -30,7 +31,7 @@ pub fn snapshot(data: &[u8]) {
     load_and_check::<FollowerMap>(data);
     load_and_check::<Interner>(data);
     load_and_check::<TimelineState>(data);
-    load_and_check::<Blob>(data);
+    load_and_check::<MemberList>(data);
 }
 
 /// `data` as the payload of each kind under a valid header and checksum, so that the
@@ -45,6 +46,9 @@ pub fn payload(data: &[u8]) {
     }));
     load_and_check::<Interner>(&codec::seal(Kind::Interner, |o| o.extend_from_slice(data)));
     load_and_check::<TimelineState>(&codec::seal(Kind::Timeline, |o| o.extend_from_slice(data)));
+    load_and_check::<MemberList>(&codec::seal(Kind::MemberList, |o| {
+        o.extend_from_slice(data)
+    }));
 }
 
 /// `data` as one journal record of each structure, replayed onto a small state.
@@ -63,6 +67,9 @@ pub fn record(data: &[u8]) {
     let _ = state.follow(1, 2);
     let _ = state.timeline.insert_post(&state.graph, 5, 2);
     let _ = state.replay(data);
+    let mut list = MemberList::default();
+    let _ = list.subscribe(1, vec![(0, 9)]);
+    let _ = list.replay(data);
 }
 
 /// `data` as the journal segment after an empty sorted set's snapshot: recovery must
@@ -127,6 +134,28 @@ mod tests {
         for k in ["a", "bb", "did:plc:x"] {
             let _ = interner.intern(k.as_bytes());
         }
+        let mut list = MemberList::default();
+        let mut upserts = Vec::new();
+        for i in 0..12 {
+            let member = Term::map(vec![
+                (Term::atom("id"), Term::Int(i)),
+                (
+                    Term::atom("name"),
+                    Term::binary(format!("n{}", i % 5).as_bytes()),
+                ),
+                (Term::atom("roles"), Term::list(vec![Term::atom("r")])),
+                (
+                    Term::atom("status"),
+                    Term::atom(if i % 3 == 0 { "offline" } else { "online" }),
+                ),
+            ]);
+            if let Some(Ok(m)) = member.map(crate::member_list::Member::parse) {
+                upserts.push(crate::member_list::Mutation::Upsert(m));
+            }
+        }
+        let mut list_record = Vec::new();
+        crate::op::ListOp(std::borrow::Cow::Borrowed(&upserts)).encode(&mut list_record);
+        list.batch(upserts);
         let mut records = Vec::new();
         SetOp::Add(Term::atom("x")).encode(&mut records);
         let mut post = Vec::new();
@@ -143,6 +172,8 @@ mod tests {
             records,
             post,
             log,
+            list.dump(),
+            list_record,
         ]
     }
 
@@ -183,6 +214,17 @@ mod tests {
                 // As a sorted set payload: bucket size, count, then the term.
                 let mut p = vec![8u8];
                 p.put_varint(count);
+                p.extend_from_slice(&v);
+                inputs.push(p);
+                // As a member list payload: format, bucket size, no groups, the count.
+                let mut p = vec![2u8, 8, 0];
+                p.put_varint(count);
+                p.extend_from_slice(&v);
+                inputs.push(p);
+                // As a member list record: the count of mutations.
+                let mut p = vec![1u8];
+                p.put_varint(count);
+                p.extend_from_slice(&[1]);
                 p.extend_from_slice(&v);
                 inputs.push(p);
             }

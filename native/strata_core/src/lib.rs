@@ -7,6 +7,7 @@ pub mod follower_map;
 pub mod fuzz;
 pub mod interner;
 pub mod journal;
+pub mod member_list;
 pub mod op;
 pub mod persist;
 pub mod sharded;
@@ -18,6 +19,7 @@ pub mod timeline;
 
 pub use follower_map::FollowerMap;
 pub use interner::Interner;
+pub use member_list::MemberList;
 pub use sorted_set::SortedSet;
 pub use term::{Atom, Term};
 pub use timeline::Timeline;

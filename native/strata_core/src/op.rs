@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use crate::codec::{get_term, invalid, put_term, DecodeError, Put, Reader};
 use crate::follower_map::{FollowerMap, GraphError};
 use crate::interner::{InternError, Interner};
+use crate::member_list::{Changes, Layout, Member, MemberList, Mutation};
 use crate::sorted_set::SortedSet;
 use crate::term::Term;
 use crate::timeline::{FeedPlan, Local, Timeline, TimelineError};
@@ -652,5 +653,94 @@ mod tests {
         bytes.clear();
         FeedOp::FanOut(1, 9, 2).encode(&mut bytes);
         assert!(TimelineOp::decode(&bytes).is_err());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// MemberList
+
+mod list_tag {
+    /// A record of one or more mutations (a single change is a batch of one).
+    pub const MUTATIONS: u8 = 1;
+    pub const UPSERT: u8 = 1;
+    pub const REMOVE: u8 = 2;
+    pub const DEFINE_GROUPS: u8 = 3;
+}
+
+/// A change to a [`MemberList`]: its mutations, applied together as a batch.
+#[derive(Debug)]
+pub struct ListOp<'a>(pub Cow<'a, [Mutation]>);
+
+impl Encode for ListOp<'_> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u8(list_tag::MUTATIONS);
+        out.put_varint(self.0.len() as u64);
+        for m in self.0.iter() {
+            match m {
+                Mutation::Upsert(member) => {
+                    out.put_u8(list_tag::UPSERT);
+                    put_term(out, member.term());
+                }
+                Mutation::Remove(id) => {
+                    out.put_u8(list_tag::REMOVE);
+                    put_term(out, id);
+                }
+                Mutation::DefineGroups(layout) => {
+                    out.put_u8(list_tag::DEFINE_GROUPS);
+                    put_layout(out, layout);
+                }
+            }
+        }
+    }
+}
+
+/// A layout's bytes: the count of hoisted roles, then each id and position.
+pub fn put_layout(out: &mut Vec<u8>, layout: &Layout) {
+    out.put_varint(layout.roles().len() as u64);
+    for (id, position) in layout.roles() {
+        put_term(out, id);
+        out.put_varint(*position);
+    }
+}
+
+/// Reads a layout, checked as a live change checks it.
+pub fn get_layout(r: &mut Reader) -> Result<Layout, DecodeError> {
+    let n = r.count(2)?;
+    let mut roles = Vec::with_capacity(n);
+    for _ in 0..n {
+        roles.push((get_term(r)?, r.varint()?));
+    }
+    Layout::new(roles).or_else(|e| invalid(format!("groups: {e}")))
+}
+
+/// Reads a member, checked as a live change checks it.
+pub fn get_member(r: &mut Reader) -> Result<Member, DecodeError> {
+    Member::parse(get_term(r)?).or_else(|e| invalid(format!("member: {e}")))
+}
+
+impl ListOp<'_> {
+    pub fn decode(bytes: &[u8]) -> Result<ListOp<'static>, DecodeError> {
+        record(bytes, |r, tag| {
+            if tag != list_tag::MUTATIONS {
+                return unknown("member list", tag);
+            }
+            let n = r.count(2)?;
+            let mut mutations = Vec::with_capacity(n);
+            for _ in 0..n {
+                mutations.push(match r.u8()? {
+                    list_tag::UPSERT => Mutation::Upsert(get_member(r)?),
+                    list_tag::REMOVE => Mutation::Remove(get_term(r)?),
+                    list_tag::DEFINE_GROUPS => Mutation::DefineGroups(get_layout(r)?),
+                    other => return unknown("member list mutation", other),
+                });
+            }
+            Ok(ListOp(Cow::Owned(mutations)))
+        })
+    }
+
+    /// Applies the mutations as one batch (the list ends the same as applying them one by
+    /// one); the changes for subscribers.
+    pub fn apply(self, list: &mut MemberList) -> Changes {
+        list.batch(self.0.into_owned())
     }
 }

@@ -10,7 +10,11 @@
 use crate::codec::{self, get_term, invalid, put_term, DecodeError, Kind, Put, Reader};
 use crate::follower_map::FollowerMap;
 use crate::interner::Interner;
-use crate::op::{EdgeOp, FeedOp, GraphOp, InternOp, SetOp, TimelineOp};
+use crate::member_list::{MemberList, Members};
+use crate::op::{
+    get_layout, get_member, put_layout, EdgeOp, FeedOp, GraphOp, InternOp, ListOp, SetOp,
+    TimelineOp,
+};
 use crate::sorted_set::{SortedSet, MAX_BUCKET_SIZE, MIN_BUCKET_SIZE};
 use crate::timeline::Timeline;
 
@@ -204,30 +208,55 @@ impl Persist for TimelineState {
     }
 }
 
-/// An opaque snapshot and its records, for structures kept in Elixir (`Strata.MemberList`):
-/// the checksums and the journal are Strata's, the contents the caller's.
-#[derive(Debug, Default)]
-pub struct Blob {
-    pub snapshot: Vec<u8>,
-    pub records: Vec<Vec<u8>>,
+/// Version of a member list's payload (the first byte; the Elixir-encoded payloads of
+/// earlier builds began with 131).
+const MEMBER_LIST_FORMAT: u8 = 2;
+
+impl Members {
+    /// A member list's snapshot payload: format, bucket size, groups, members in order.
+    pub fn put_payload(&self, out: &mut Vec<u8>) {
+        out.put_u8(MEMBER_LIST_FORMAT);
+        out.put_varint(self.bucket_size() as u64);
+        put_layout(out, self.layout());
+        out.put_varint(self.len() as u64);
+        for member in self.iter() {
+            put_term(out, member.term());
+        }
+    }
 }
 
-impl Persist for Blob {
-    const KIND: Kind = Kind::Blob;
+impl Persist for MemberList {
+    const KIND: Kind = Kind::MemberList;
 
     fn put_payload(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.snapshot);
+        self.members().put_payload(out);
     }
 
+    /// Every part checked as a live change checks it; members may come in any order.
     fn get_payload(r: &mut Reader) -> Result<Self, DecodeError> {
-        Ok(Blob {
-            snapshot: r.take(r.remaining())?.to_vec(),
-            records: Vec::new(),
-        })
+        match r.u8()? {
+            MEMBER_LIST_FORMAT => {}
+            131 => {
+                return invalid("a member list in the format of pre-release builds (Elixir terms)")
+            }
+            other => return invalid(format!("unknown member list format {other}")),
+        }
+        let bucket_size = r.varint()? as usize;
+        if !(MIN_BUCKET_SIZE..=MAX_BUCKET_SIZE).contains(&bucket_size) {
+            return invalid(format!("bucket size {bucket_size} out of range"));
+        }
+        let layout = get_layout(r)?;
+        let n = r.count(2)?;
+        let mut members = Vec::with_capacity(n);
+        for _ in 0..n {
+            members.push(get_member(r)?);
+        }
+        MemberList::build(layout, bucket_size, members)
+            .or_else(|id| invalid(format!("member id {id:?} repeats")))
     }
 
-    fn replay(&mut self, record: &[u8]) -> Result<(), DecodeError> {
-        self.records.push(record.to_vec());
+    fn replay(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
+        ListOp::decode(bytes)?.apply(self);
         Ok(())
     }
 }

@@ -41,13 +41,34 @@ pub enum BuildError {
     NotSorted(usize),
 }
 
-/// A lower or upper bound of a [`SortedSet::range`].
-#[derive(Debug, Clone, Copy)]
-pub enum Bound<'a> {
-    Unbounded,
-    Included(&'a Term),
-    Excluded(&'a Term),
+/// What a set can hold: ordered, cheap enough to clone (the first item of each bucket is
+/// kept twice), and able to say how many heap bytes it owns (for `memory`).
+pub trait Item: Ord + Clone + std::fmt::Debug {
+    /// Bytes this item owns on the heap, beyond its own slot.
+    fn heap_bytes(&self) -> usize;
 }
+
+impl Item for Term {
+    fn heap_bytes(&self) -> usize {
+        Term::heap_bytes(self)
+    }
+}
+
+/// A lower or upper bound of a [`SortedSet::range`].
+#[derive(Debug)]
+pub enum Bound<'a, T = Term> {
+    Unbounded,
+    Included(&'a T),
+    Excluded(&'a T),
+}
+
+impl<T> Clone for Bound<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Bound<'_, T> {}
 
 /// Prefix sums over bucket sizes.
 #[derive(Debug, Default, Clone)]
@@ -110,15 +131,25 @@ impl Fenwick {
 /// reader takes one under the set's lock in time that does not depend on the items' size,
 /// then copies or encodes them with the lock released; a writer that changes one of those
 /// buckets meanwhile changes a copy.
-#[derive(Debug, Default, Clone)]
-pub struct Run {
-    buckets: Vec<Arc<Vec<Term>>>,
+#[derive(Debug, Clone)]
+pub struct Run<T = Term> {
+    buckets: Vec<Arc<Vec<T>>>,
     skip: usize,
     len: usize,
 }
 
-impl Run {
-    pub fn iter(&self) -> impl Iterator<Item = &Term> + '_ {
+impl<T> Default for Run<T> {
+    fn default() -> Self {
+        Run {
+            buckets: Vec::new(),
+            skip: 0,
+            len: 0,
+        }
+    }
+}
+
+impl<T> Run<T> {
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.buckets
             .iter()
             .flat_map(|b| b.iter())
@@ -134,19 +165,19 @@ impl Run {
         self.len == 0
     }
 
-    pub fn first(&self) -> Option<&Term> {
+    pub fn first(&self) -> Option<&T> {
         self.iter().next()
     }
 }
 
 /// The set. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Clone)]
-pub struct SortedSet {
+pub struct SortedSet<T = Term> {
     /// Copy-on-write buckets: a clone of the set shares them (a snapshot costs a pointer per
     /// bucket), and the first change to a shared bucket copies that bucket alone.
-    buckets: Vec<Arc<Vec<Term>>>,
+    buckets: Vec<Arc<Vec<T>>>,
     /// `firsts[b]` is a copy of `buckets[b][0]`.
-    firsts: Vec<Term>,
+    firsts: Vec<T>,
     counts: Fenwick,
     len: usize,
     bucket_size: usize,
@@ -156,17 +187,17 @@ pub struct SortedSet {
     slots: usize,
 }
 
-impl Default for SortedSet {
+impl<T: Item> Default for SortedSet<T> {
     fn default() -> Self {
         SortedSet::new(DEFAULT_BUCKET_SIZE, 0)
     }
 }
 
-impl SortedSet {
+impl<T: Item> SortedSet<T> {
     /// An empty set whose buckets hold at most `bucket_size` items, with room reserved for
     /// `capacity` items' worth of buckets. `bucket_size` is clamped into
     /// [`MIN_BUCKET_SIZE`]`..=`[`MAX_BUCKET_SIZE`].
-    pub fn new(bucket_size: usize, capacity: usize) -> SortedSet {
+    pub fn new(bucket_size: usize, capacity: usize) -> SortedSet<T> {
         let bucket_size = bucket_size.clamp(MIN_BUCKET_SIZE, MAX_BUCKET_SIZE);
         let buckets = capacity.div_ceil(bucket_size).min(1 << 20);
         SortedSet {
@@ -181,7 +212,7 @@ impl SortedSet {
     }
 
     /// Builds a set from items already strictly ascending, in `O(n)`.
-    pub fn from_sorted(items: Vec<Term>, bucket_size: usize) -> Result<SortedSet, BuildError> {
+    pub fn from_sorted(items: Vec<T>, bucket_size: usize) -> Result<SortedSet<T>, BuildError> {
         if let Some(i) = items.windows(2).position(|w| w[0] >= w[1]) {
             return Err(BuildError::NotSorted(i + 1));
         }
@@ -189,7 +220,7 @@ impl SortedSet {
     }
 
     /// Fills buckets from items known to be strictly ascending.
-    fn from_ascending(items: Vec<Term>, bucket_size: usize) -> SortedSet {
+    fn from_ascending(items: Vec<T>, bucket_size: usize) -> SortedSet<T> {
         let mut set = SortedSet::new(bucket_size, items.len());
         // Fill buckets to 7/8 so that the first inserts do not all split.
         let fill = (set.bucket_size - set.bucket_size / 8).max(1);
@@ -199,19 +230,19 @@ impl SortedSet {
             // on the first inserts.
             let mut bucket = Vec::with_capacity(set.bucket_size);
             bucket.extend(rest.by_ref().take(fill));
-            set.item_heap += bucket.iter().map(Term::heap_bytes).sum::<usize>();
+            set.item_heap += bucket.iter().map(T::heap_bytes).sum::<usize>();
             set.len += bucket.len();
             set.slots += bucket.capacity();
             set.firsts.push(bucket[0].clone());
             set.buckets.push(Arc::new(bucket));
         }
-        set.item_heap += set.firsts.iter().map(Term::heap_bytes).sum::<usize>();
+        set.item_heap += set.firsts.iter().map(T::heap_bytes).sum::<usize>();
         set.rebuild_counts();
         set
     }
 
     /// Builds a set from items in any order; of items equal by `==`, the first one is kept.
-    pub fn from_unsorted(mut items: Vec<Term>, bucket_size: usize) -> SortedSet {
+    pub fn from_unsorted(mut items: Vec<T>, bucket_size: usize) -> SortedSet<T> {
         items.sort(); // stable: the first of equal items stays first
         items.dedup_by(|later, earlier| later == earlier);
         SortedSet::from_ascending(items, bucket_size)
@@ -236,23 +267,23 @@ impl SortedSet {
     /// Bytes held: item slots, item heap data, the bucket index and the Fenwick tree. `O(1)`.
     pub fn memory(&self) -> usize {
         size_of::<Self>()
-            + self.slots * size_of::<Term>()
+            + self.slots * size_of::<T>()
             + self.item_heap
-            + self.buckets.capacity() * size_of::<Arc<Vec<Term>>>()
+            + self.buckets.capacity() * size_of::<Arc<Vec<T>>>()
             + self.buckets.len() * BUCKET_HEADER
-            + self.firsts.capacity() * size_of::<Term>()
+            + self.firsts.capacity() * size_of::<T>()
             + self.counts.capacity_bytes()
     }
 
     /// The bucket that holds, or would hold, `item`.
-    fn bucket_for(&self, item: &Term) -> usize {
+    fn bucket_for(&self, item: &T) -> usize {
         self.firsts
             .partition_point(|first| first <= item)
             .saturating_sub(1)
     }
 
     /// `Ok((bucket, pos))` when present, `Err((bucket, pos))` for the insertion point.
-    fn locate(&self, item: &Term) -> Result<(usize, usize), (usize, usize)> {
+    fn locate(&self, item: &T) -> Result<(usize, usize), (usize, usize)> {
         if self.buckets.is_empty() {
             return Err((0, 0));
         }
@@ -276,7 +307,7 @@ impl SortedSet {
 
     /// Inserts `item`; returns its index, or `None` (and drops `item`) if an equal item is
     /// already present.
-    pub fn insert(&mut self, item: Term) -> Option<usize> {
+    pub fn insert(&mut self, item: T) -> Option<usize> {
         let (b, pos) = match self.locate(&item) {
             Ok(_) => return None,
             Err(at) => at,
@@ -325,7 +356,7 @@ impl SortedSet {
     }
 
     /// Removes the item equal to `item`; returns the index it had.
-    pub fn remove(&mut self, item: &Term) -> Option<usize> {
+    pub fn remove(&mut self, item: &T) -> Option<usize> {
         let (b, pos) = self.locate(item).ok()?;
         let index = self.counts.prefix(b) + pos;
         let removed = self.bucket_mut(b).remove(pos);
@@ -351,7 +382,7 @@ impl SortedSet {
     /// Removes `old` and inserts `new` in one step. Returns `old`'s index before the change
     /// (`None` if absent) and `new`'s index after it (`None` if an equal item was already there,
     /// in which case nothing is inserted).
-    pub fn replace(&mut self, old: &Term, new: Term) -> (Option<usize>, Option<usize>) {
+    pub fn replace(&mut self, old: &T, new: T) -> (Option<usize>, Option<usize>) {
         let old_index = self.remove(old);
         (old_index, self.insert(new))
     }
@@ -359,7 +390,7 @@ impl SortedSet {
     /// Bucket `b` for a change. A bucket that a clone of the set (a snapshot being encoded)
     /// still shares is copied first, with the same capacity, so that the slot count holds;
     /// the copies' heap is counted in place of the originals'.
-    fn bucket_mut(&mut self, b: usize) -> &mut Vec<Term> {
+    fn bucket_mut(&mut self, b: usize) -> &mut Vec<T> {
         self.own_bucket(b);
         Arc::make_mut(&mut self.buckets[b])
     }
@@ -371,25 +402,25 @@ impl SortedSet {
         if Arc::get_mut(slot).is_none() {
             let mut copy = Vec::with_capacity(slot.capacity());
             copy.extend(slot.iter().cloned());
-            let before: usize = slot.iter().map(Term::heap_bytes).sum();
-            let after: usize = copy.iter().map(Term::heap_bytes).sum();
+            let before: usize = slot.iter().map(T::heap_bytes).sum();
+            let after: usize = copy.iter().map(T::heap_bytes).sum();
             self.item_heap = self.item_heap + after - before;
             *slot = Arc::new(copy);
         }
     }
 
     /// The items of a bucket taken out of the set (copied if a clone still shares it).
-    fn unshare(&mut self, bucket: Arc<Vec<Term>>) -> Vec<Term> {
+    fn unshare(&mut self, bucket: Arc<Vec<T>>) -> Vec<T> {
         Arc::try_unwrap(bucket).unwrap_or_else(|shared| {
-            let copy: Vec<Term> = shared.to_vec();
-            let before: usize = shared.iter().map(Term::heap_bytes).sum();
-            let after: usize = copy.iter().map(Term::heap_bytes).sum();
+            let copy: Vec<T> = shared.to_vec();
+            let before: usize = shared.iter().map(T::heap_bytes).sum();
+            let after: usize = copy.iter().map(T::heap_bytes).sum();
             self.item_heap = self.item_heap + after - before;
             copy
         })
     }
 
-    fn set_first(&mut self, b: usize, first: Term) {
+    fn set_first(&mut self, b: usize, first: T) {
         self.item_heap += first.heap_bytes();
         let old = std::mem::replace(&mut self.firsts[b], first);
         self.item_heap -= old.heap_bytes();
@@ -445,23 +476,23 @@ impl SortedSet {
     }
 
     /// The item equal to `item`, if present.
-    pub fn get(&self, item: &Term) -> Option<&Term> {
+    pub fn get(&self, item: &T) -> Option<&T> {
         self.locate(item).ok().map(|(b, pos)| &self.buckets[b][pos])
     }
 
-    pub fn contains(&self, item: &Term) -> bool {
+    pub fn contains(&self, item: &T) -> bool {
         self.locate(item).is_ok()
     }
 
     /// The index of the item equal to `item`.
-    pub fn find_index(&self, item: &Term) -> Option<usize> {
+    pub fn find_index(&self, item: &T) -> Option<usize> {
         let (b, pos) = self.locate(item).ok()?;
         Some(self.counts.prefix(b) + pos)
     }
 
     /// How many items are strictly less than `item` (its index if present, else where it
     /// would go).
-    pub fn rank(&self, item: &Term) -> usize {
+    pub fn rank(&self, item: &T) -> usize {
         match self.locate(item) {
             Ok((b, pos)) | Err((b, pos)) => {
                 if self.buckets.is_empty() {
@@ -474,7 +505,7 @@ impl SortedSet {
     }
 
     /// The item at `index`.
-    pub fn at(&self, index: usize) -> Option<&Term> {
+    pub fn at(&self, index: usize) -> Option<&T> {
         if index >= self.len {
             return None;
         }
@@ -482,16 +513,16 @@ impl SortedSet {
         self.buckets.get(b)?.get(off)
     }
 
-    pub fn first(&self) -> Option<&Term> {
+    pub fn first(&self) -> Option<&T> {
         self.buckets.first()?.first()
     }
 
-    pub fn last(&self) -> Option<&Term> {
+    pub fn last(&self) -> Option<&T> {
         self.buckets.last()?.last()
     }
 
     /// Items from `start`, in order.
-    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = &Term> + '_ {
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = &T> + '_ {
         let (b, off) = if start >= self.len {
             (self.buckets.len(), 0)
         } else {
@@ -503,13 +534,13 @@ impl SortedSet {
     }
 
     /// Up to `amount` items from index `start`.
-    pub fn slice(&self, start: usize, amount: usize) -> impl Iterator<Item = &Term> + '_ {
+    pub fn slice(&self, start: usize, amount: usize) -> impl Iterator<Item = &T> + '_ {
         self.iter_from(start).take(amount)
     }
 
     /// [`SortedSet::slice`] as a [`Run`]: taken in `O(log n + buckets it spans)`, readable
     /// after the set's lock is released.
-    pub fn run(&self, start: usize, amount: usize) -> Run {
+    pub fn run(&self, start: usize, amount: usize) -> Run<T> {
         let amount = amount.min(self.len.saturating_sub(start));
         if amount == 0 {
             return Run::default();
@@ -533,7 +564,7 @@ impl SortedSet {
     }
 
     /// Up to `limit` items within the bounds, as a [`Run`] (see [`SortedSet::range`]).
-    pub fn range_run(&self, min: Bound, max: Bound, limit: usize) -> Run {
+    pub fn range_run(&self, min: Bound<T>, max: Bound<T>, limit: usize) -> Run<T> {
         let start = match min {
             Bound::Unbounded => 0,
             Bound::Included(t) => self.rank(t),
@@ -550,9 +581,9 @@ impl SortedSet {
     /// Items within the bounds, ascending, starting at the lower bound.
     pub fn range<'s>(
         &'s self,
-        min: Bound<'s>,
-        max: Bound<'s>,
-    ) -> impl Iterator<Item = &'s Term> + 's {
+        min: Bound<'s, T>,
+        max: Bound<'s, T>,
+    ) -> impl Iterator<Item = &'s T> + 's {
         let start = match min {
             Bound::Unbounded => 0,
             Bound::Included(t) => self.rank(t),
@@ -568,7 +599,7 @@ impl SortedSet {
         })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Term> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.buckets.iter().flat_map(|b| b.iter())
     }
 
@@ -596,7 +627,7 @@ impl SortedSet {
     /// Checks every internal invariant; used by tests.
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut total = 0;
-        let mut prev: Option<&Term> = None;
+        let mut prev: Option<&T> = None;
         if self.buckets.len() != self.firsts.len() {
             return Err("firsts out of step with buckets".into());
         }
@@ -629,7 +660,7 @@ impl SortedSet {
         let heap: usize = self
             .iter()
             .chain(self.firsts.iter())
-            .map(Term::heap_bytes)
+            .map(T::heap_bytes)
             .sum();
         if heap != self.item_heap {
             return Err(format!("item_heap {} but {}", self.item_heap, heap));

@@ -294,19 +294,6 @@ pub fn load<'a, T: Persist>(env: Env<'a>, bytes: Binary) -> Result<T, Term<'a>> 
     T::load(bytes.as_slice()).map_err(|e| decode_error(env, &e))
 }
 
-/// A checkpoint's second half: write the snapshot, fsync the old segments, prune.
-pub fn finish_checkpoint<'a>(
-    env: Env<'a>,
-    journal: &SharedJournal,
-    gen: u64,
-    bytes: &[u8],
-) -> Term<'a> {
-    match journal.checkpoint(gen, bytes) {
-        Ok(()) => crate::ok().encode(env),
-        Err(e) => error(env, &e),
-    }
-}
-
 fn journal_arg(term: Term) -> NifResult<ResourceArc<JournalResource>> {
     arg(term, "journal", "a Strata journal")
 }
@@ -355,100 +342,19 @@ fn journal_close<'a>(env: Env<'a>, journal: Term<'a>) -> NifResult<Term<'a>> {
     })
 }
 
-// Opaque structures kept in Elixir (`Strata.MemberList`): Strata seals, checksums, journals
-// and recovers their bytes; the Elixir side encodes and validates what is inside.
-
-use strata_core::persist::Blob;
-
-fn blob_of(payload: Binary) -> Blob {
-    Blob {
-        snapshot: payload.as_slice().to_vec(),
-        records: Vec::new(),
-    }
-}
-
-/// A sealed snapshot of an opaque payload.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn blob_seal<'a>(env: Env<'a>, payload: Binary<'a>) -> NifResult<Term<'a>> {
-    binary(env, &blob_of(payload).dump())
-}
-
-/// `{:ok, payload}` from a sealed snapshot, or `{:error, {:corrupt, why}}`.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn blob_unseal<'a>(env: Env<'a>, bytes: Binary<'a>) -> NifResult<Term<'a>> {
-    match load::<Blob>(env, bytes) {
-        Ok(blob) => Ok((crate::ok(), binary(env, &blob.snapshot)?).encode(env)),
-        Err(e) => Ok(e),
-    }
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn blob_save<'a>(env: Env<'a>, payload: Binary<'a>, to: Term<'a>) -> NifResult<Term<'a>> {
-    let to = path(to, "path")?;
-    Ok(save(env, &to, &blob_of(payload).dump()))
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn blob_open<'a>(env: Env<'a>, from: Term<'a>) -> NifResult<Term<'a>> {
-    let from = path(from, "path")?;
-    match open_file::<Blob>(env, &from) {
-        Ok(blob) => Ok((crate::ok(), binary(env, &blob.snapshot)?).encode(env)),
-        Err(e) => Ok(e),
-    }
-}
-
-/// `{:ok, journal, snapshot_payload, records, report}`: the newest valid snapshot's payload
-/// (empty for a new directory) and every record after it, in order.
-#[rustler::nif(schedule = "DirtyIo")]
-fn blob_recover<'a>(env: Env<'a>, dir: Term<'a>, sync: Term<'a>) -> NifResult<Term<'a>> {
-    let dir = path(dir, "durable")?;
-    let mode = sync_mode(sync)?;
-    match recover(&dir, mode, Blob::default) {
-        Ok((blob, journal, rep)) => {
-            let records = blob
-                .records
-                .iter()
-                .map(|r| binary(env, r))
-                .collect::<NifResult<Vec<Term>>>()?;
-            Ok((
-                crate::ok(),
-                ResourceArc::new(JournalResource(journal)),
-                binary(env, &blob.snapshot)?,
-                records,
-                report(env, &rep),
-            )
-                .encode(env))
-        }
-        Err(e) => Ok(error(env, &e)),
-    }
-}
-
-/// Appends one record (written to the OS before this returns): `:ok` or `{:error, reason}`.
+/// Appends `record` to a journal as it is, unchecked: for tests that need a record no
+/// change could have written (as a damaged or foreign journal holds).
 #[rustler::nif]
-fn blob_append<'a>(env: Env<'a>, journal: Term<'a>, record: Binary<'a>) -> NifResult<Term<'a>> {
+fn journal_append_raw<'a>(
+    env: Env<'a>,
+    journal: Term<'a>,
+    record: Binary<'a>,
+) -> NifResult<Term<'a>> {
     let journal = journal_arg(journal)?;
     Ok(match journal.0.append(record.as_slice()) {
         Ok(_) => crate::ok().encode(env),
         Err(e) => error(env, &e),
     })
-}
-
-/// A checkpoint of an opaque structure: the caller (its only writer) passes the payload of
-/// its current state.
-#[rustler::nif(schedule = "DirtyIo")]
-fn blob_checkpoint<'a>(
-    env: Env<'a>,
-    journal: Term<'a>,
-    payload: Binary<'a>,
-) -> NifResult<Term<'a>> {
-    let journal = journal_arg(journal)?;
-    let gen = match journal.0.rotate() {
-        Ok(gen) => gen,
-        Err(e) => return Ok(error(env, &e)),
-    };
-    let done = finish_checkpoint(env, &journal.0, gen, &blob_of(payload).dump());
-    send_fsync_reports(env);
-    Ok(done)
 }
 
 /// `{:error, :not_durable}`.

@@ -5,6 +5,7 @@ mod durable;
 mod error;
 mod follower_map;
 mod interner;
+mod member_list;
 mod resource;
 mod runtime;
 mod sorted_set;

@@ -264,6 +264,18 @@ impl<T: Measured> Shared<T> {
         T::seal(frozen, self)
     }
 
+    /// Runs `f` under the write lock if it is free now (`None` if not), without waiting:
+    /// for callbacks that run on a scheduler and cannot move (a monitor's `down`).
+    pub fn try_write_now<R>(&self, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+        let mut inner = self.inner.try_write()?;
+        let before = inner.memory();
+        let result = f(&mut inner);
+        let after = inner.memory();
+        drop(inner);
+        adjust_memory(after as isize - before as isize);
+        Some(result)
+    }
+
     /// Runs `f` under the write lock and accounts for the memory it changed. On a normal
     /// scheduler, a held lock is waited for as by [`Shared::read`].
     pub fn write<R>(&self, f: impl FnOnce(&mut T) -> NifResult<R>) -> NifResult<R> {

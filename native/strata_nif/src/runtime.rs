@@ -294,6 +294,21 @@ pub(crate) use twin_nifs;
 /// return. The twin's function is found in
 /// rustler's table of this library's NIFs.
 pub fn reschedule_dirty<'a>(env: Env<'a>, name: &str, args: &[Term<'a>]) -> Term<'a> {
+    reschedule(
+        env,
+        name,
+        args,
+        rustler::sys::ERL_NIF_DIRTY_JOB_CPU_BOUND as i32,
+    )
+}
+
+/// Continues the current call as the NIF named `name` on a normal scheduler, after the
+/// calling process has been given a chance to be preempted: how a long loop yields.
+pub fn reschedule_normal<'a>(env: Env<'a>, name: &str, args: &[Term<'a>]) -> Term<'a> {
+    reschedule(env, name, args, 0)
+}
+
+fn reschedule<'a>(env: Env<'a>, name: &str, args: &[Term<'a>], flags: i32) -> Term<'a> {
     use rustler::codegen_runtime::inventory;
     let found = inventory::iter::<rustler::Nif>.into_iter().find(|nif| {
         // SAFETY: every registered name is a NUL-terminated static string.
@@ -313,7 +328,7 @@ pub fn reschedule_dirty<'a>(env: Env<'a>, name: &str, args: &[Term<'a>]) -> Term
         let t = rustler::sys::enif_schedule_nif(
             env.as_c_arg(),
             nif.name,
-            rustler::sys::ERL_NIF_DIRTY_JOB_CPU_BOUND as i32,
+            flags,
             nif.raw_func,
             raw.len() as i32,
             raw.as_ptr(),
