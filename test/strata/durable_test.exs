@@ -301,8 +301,17 @@ defmodule Strata.DurableTest do
     assert {:error, {:corrupt, "invalid contents: key 1 repeats an earlier key"}} =
              Interner.load(SnapshotBytes.seal(:interner, <<2, 1, ?a, 1, ?a>>))
 
-    assert {:error, {:corrupt, "member list: " <> _}} =
+    assert {:error, {:corrupt, "invalid contents: a member list in the format of pre-release" <> _}} =
              MemberList.load(SnapshotBytes.seal(:member_list, :erlang.term_to_binary(:nope)))
+
+    # The same member twice: a valid encoding whose count is doubled and member repeated.
+    list = MemberList.new(bucket_size: 8)
+    MemberList.upsert(list, %{id: 1, name: "a", roles: [], status: :online})
+    <<2, 8, 0, 1, member::binary>> = list |> MemberList.dump() |> SnapshotBytes.payload()
+    twice = <<2, 8, 0, 2>> <> member <> member
+
+    assert {:error, {:corrupt, "invalid contents: member id 1 repeats"}} =
+             MemberList.load(SnapshotBytes.seal(:member_list, twice))
 
     # Random damage under a recomputed checksum: an error or a valid structure, never a crash.
     Seeded.run("resealed damage", fn _ ->
