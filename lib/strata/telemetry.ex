@@ -15,6 +15,7 @@ defmodule Strata.Telemetry do
   | `[:strata, :snapshot, :save \\| :open \\| :dump \\| :load, :start \\| :stop \\| :exception]` | span; `:stop` of `:dump` and `:load` adds `bytes` | `structure`; `path` for `:save` and `:open`; `:stop` adds `result` |
   | `[:strata, :journal, :fsync]` | `duration`, `records` (made durable by this fsync), `bytes` | `dir`, `kind` (`:sorted_set`, `:follower_map`, `:interner`, `:timeline`, `:member_list`) |
   | `[:strata, :timeline, :fanout]` | `duration`, `feeds` (the feeds the item entered) | `timeline`, `author`, `item`; only for items entering at least #{1000} feeds |
+  | `[:strata, :member_list, :batch, :start \\| :stop \\| :exception]` | span; `:stop` adds `subscribers` (those its ops were returned to: with `delivery: :send`, the non-pid ones) | `list` (its id), `mutations` |
   | `[:strata, :cluster, :join \\| :handoff \\| :takeover, :start \\| :stop \\| :exception]` | span; `:stop` of `:handoff` and `:takeover` adds `users` (feeds moved) | `cluster`, `node`; `:handoff` adds `to` (the nodes), `:takeover` adds `dead` (the node taken over) |
 
   A handler runs in the process that made the call (for `[:strata, :journal, :fsync]`, in

@@ -301,7 +301,8 @@ defmodule Strata.DurableTest do
     assert {:error, {:corrupt, "invalid contents: key 1 repeats an earlier key"}} =
              Interner.load(SnapshotBytes.seal(:interner, <<2, 1, ?a, 1, ?a>>))
 
-    assert {:error, {:corrupt, "invalid contents: a member list in the format of pre-release" <> _}} =
+    assert {:error,
+            {:corrupt, "invalid contents: a member list in the format of pre-release" <> _}} =
              MemberList.load(SnapshotBytes.seal(:member_list, :erlang.term_to_binary(:nope)))
 
     # The same member twice: a valid encoding whose count is doubled and member repeated.

@@ -88,8 +88,8 @@ defmodule Strata.MemberListTest do
       end)
     end
 
-    defp list, do: Process.get({__MODULE__, :list})
-    defp clients, do: Process.get({__MODULE__, :clients})
+    def list, do: Process.get({__MODULE__, :list})
+    def clients, do: Process.get({__MODULE__, :clients})
 
     def command({members, _groups}) do
       # A member that is there, its status, name or roles changed.
@@ -123,9 +123,9 @@ defmodule Strata.MemberListTest do
 
     def next_state({members, _}, _, {:call, _, :define_groups, [groups]}), do: {members, groups}
 
-    defp changed({m, :status, new}), do: %{m | status: new.status}
-    defp changed({m, :name, new}), do: %{m | name: new.name}
-    defp changed({m, :roles, new}), do: %{m | roles: new.roles}
+    def changed({m, :status, new}), do: %{m | status: new.status}
+    def changed({m, :name, new}), do: %{m | name: new.name}
+    def changed({m, :roles, new}), do: %{m | roles: new.roles}
 
     def upsert(m), do: mutate(fn -> MemberList.upsert(list(), m) end)
 
@@ -134,7 +134,7 @@ defmodule Strata.MemberListTest do
 
     # Makes a change, hands each client its ops, and returns the server's whole list and
     # every way a client disagrees with the server (none when all is well).
-    defp mutate(fun) do
+    def mutate(fun) do
       before = Map.new(clients(), fn {s, c} -> {s, Enum.map(c.ranges, &window(&1))} end)
       changes = fun.()
       receivers = Map.new(changes)
@@ -201,10 +201,95 @@ defmodule Strata.MemberListTest do
     defp setup_commands({groups, all_ranges}) do
       let(:proper_statem.commands(__MODULE__, {%{}, groups}), &{groups, all_ranges, &1})
     end
+
+    def property(module) do
+      import Strata.PropCheck
+      gen = let({groups(), :proper_types.vector(12, ranges())}, &commands(module, &1))
+
+      forall(gen, fn {groups, all_ranges, commands} ->
+        list = MemberList.new(groups: groups, bucket_size: 4)
+
+        clients =
+          all_ranges
+          |> Enum.with_index(1)
+          |> Map.new(fn {ranges, s} ->
+            ops = MemberList.subscribe(list, {:client, s}, ranges)
+            {{:client, s}, MemberListClient.apply_ops(MemberListClient.new(ranges), ops)}
+          end)
+
+        Process.put({__MODULE__, :list}, list)
+        Process.put({__MODULE__, :clients}, clients)
+        run_statem(module, commands)
+      end)
+    end
+
+    defp commands(module, {groups, all_ranges}) do
+      let(:proper_statem.commands(module, {%{}, groups}), &{groups, all_ranges, &1})
+    end
+  end
+
+  # The acid test's batched variant: each command is a batch of up to 8 mutations (joins,
+  # changes of members, possibly the same one several times, leaves, new groups); after
+  # every batch each client, applying the one op list it got for the whole batch, equals the
+  # server, with at most one op per changed position (or one SYNC per range).
+  defmodule BatchedAcid do
+    @moduledoc false
+    import Strata.PropCheck, only: [let: 2]
+    alias Strata.{Gen, MemberList}
+    alias Strata.MemberListTest.Acid
+
+    def command({members, _groups}) do
+      {:call, __MODULE__, :batch, [Gen.list_of(mutation(members), 8)]}
+    end
+
+    defp mutation(members) do
+      changes =
+        case Map.values(members) do
+          [] ->
+            []
+
+          present ->
+            what = :proper_types.elements([:status, :name, :roles])
+
+            changed =
+              let({:proper_types.elements(present), what, Acid.member(0)}, &Acid.changed/1)
+
+            [{7, let(changed, &{:upsert, &1})}]
+        end
+
+      :proper_types.frequency(
+        [
+          {9, let(let(:proper_types.integer(1, 30), &Acid.member/1), &{:upsert, &1})},
+          {3, let(:proper_types.integer(1, 30), &{:remove, &1})},
+          {1, let(Acid.groups(), &{:define_groups, &1})}
+        ] ++ changes
+      )
+    end
+
+    def precondition(_state, _call), do: true
+
+    def next_state(state, _, {:call, _, :batch, [mutations]}),
+      do: Enum.reduce(mutations, state, &step/2)
+
+    defp step({:upsert, m}, {members, groups}), do: {Map.put(members, m.id, m), groups}
+    defp step({:remove, id}, {members, groups}), do: {Map.delete(members, id), groups}
+    defp step({:define_groups, groups}, {members, _}), do: {members, groups}
+
+    def batch(mutations), do: Acid.mutate(fn -> MemberList.batch(Acid.list(), mutations) end)
+
+    def postcondition(state, call, {list, size, problems}) do
+      {members, groups} = next_state(state, nil, call)
+      expected = Strata.MemberListTest.model_list(members, groups)
+      list == expected and size == length(expected) and problems == []
+    end
   end
 
   test "the acid test: every client's windows equal the server's, after every mutation" do
     Strata.PropCheck.check("member list acid", Acid.property(), 300, 200)
+  end
+
+  test "the batched acid test: every client's windows equal the server's, after every batch" do
+    Strata.PropCheck.check("member list batched acid", Acid.property(BatchedAcid), 200, 60)
   end
 
   # At most one op per changed position (or one SYNC per range), and never both kinds.
@@ -222,6 +307,127 @@ defmodule Strata.MemberListTest do
     moves = Enum.count(ops, &(elem(&1, 0) in [:insert, :delete, :update]))
     syncs = Enum.count(ops, &(elem(&1, 0) == :sync))
     (moves == 0 or syncs == 0) and syncs <= length(ranges) and moves <= changed
+  end
+
+  describe "subscribers" do
+    defp online(i), do: %{id: i, name: "m#{1000 + i}", roles: [], status: :online}
+
+    defp idle_process do
+      spawn(fn ->
+        receive do
+          :stop -> :ok
+        end
+      end)
+    end
+
+    test "a pid subscriber that exits is unsubscribed, with nothing for the owner to do" do
+      list = MemberList.new()
+      pids = for _ <- 1..20, do: idle_process()
+      for pid <- pids, do: MemberList.subscribe(list, pid, [0..9])
+      MemberList.subscribe(list, :session, [0..9])
+      # Subscribing again keeps one subscription (and one monitor).
+      MemberList.subscribe(list, hd(pids), [0..9])
+      assert %{subscribers: 21, views: 1} = MemberList.info(list)
+
+      {dead, alive} = Enum.split(pids, 15)
+
+      for pid <- dead do
+        ref = Process.monitor(pid)
+        send(pid, :stop)
+        assert_receive {:DOWN, ^ref, :process, ^pid, :normal}
+      end
+
+      # The list's monitors fire on their own; no call on the list is needed.
+      wait_until(fn -> MemberList.info(list).subscribers == 6 end)
+      changes = MemberList.upsert(list, online(1))
+      assert Enum.sort(Enum.map(changes, &elem(&1, 0))) == Enum.sort([:session | alive])
+
+      # An explicit unsubscribe removes the monitor: the exit afterwards changes nothing.
+      MemberList.unsubscribe(list, hd(alive))
+      send(hd(alive), :stop)
+      assert %{subscribers: 5} = MemberList.info(list)
+    end
+
+    test "exits that arrive while a change holds the list are applied by the next call" do
+      list = MemberList.new()
+      for i <- 1..50_000, do: MemberList.upsert(list, %{online(i) | roles: [rem(i, 3)]})
+      pids = for _ <- 1..200, do: idle_process()
+      for pid <- pids, do: MemberList.subscribe(list, pid, [0..99])
+      # Exits during a long change of groups (the lock is taken to install them).
+      task = Task.async(fn -> for pid <- pids, do: send(pid, :stop) end)
+      MemberList.define_groups(list, [%{id: 0, position: 1}, %{id: 1, position: 2}])
+      Task.await(task)
+      wait_until(fn -> MemberList.upsert(list, online(0)) == [] end)
+      wait_until(fn -> MemberList.info(list).subscribers == 0 end)
+    end
+
+    test "a subscriber with no ranges gets the group counts and then nothing" do
+      list = MemberList.new()
+      MemberList.upsert(list, online(1))
+      assert MemberList.subscribe(list, :passive, []) == [{:groups, [%{id: :online, count: 1}]}]
+      assert MemberList.upsert(list, online(2)) == []
+      assert MemberList.subscribe(list, :passive, [0..1]) |> hd() |> elem(0) == :sync
+      assert [{:passive, _}] = MemberList.upsert(list, online(0))
+    end
+
+    test "with delivery: :send, pid subscribers get messages and the others are returned" do
+      list = MemberList.new(delivery: :send, id: {:guild, 1})
+      me = self()
+
+      other =
+        spawn(fn -> receive(do: ({:strata_member_list, _, _} = m -> send(me, {:got, m}))) end)
+
+      MemberList.subscribe(list, me, [0..9])
+      MemberList.subscribe(list, other, [0..9])
+      MemberList.subscribe(list, :session, [0..9])
+      assert [{:session, ops}] = MemberList.upsert(list, online(1))
+      assert_receive {:strata_member_list, {:guild, 1}, ^ops}
+      assert_receive {:got, {:strata_member_list, {:guild, 1}, ^ops}}
+
+      # In order, one message per change.
+      for i <- 2..50, do: MemberList.upsert(list, online(i))
+      client = MemberListClient.apply_ops(MemberListClient.new([0..9]), ops)
+
+      client =
+        Enum.reduce(2..50, client, fn _, c ->
+          assert_receive {:strata_member_list, {:guild, 1}, ops}
+          MemberListClient.apply_ops(c, ops)
+        end)
+
+      assert MemberListClient.window(client, 0..9) == MemberList.slice(list, 0..9)
+      refute_received {:strata_member_list, _, _}
+    end
+
+    test "a change that reaches 50,000 subscribers is delivered without a long schedule" do
+      # All in the monitored process (the list's owner): building the list, then changes that
+      # each reach 20,000 pids (sent) and 30,000 sessions (returned).
+      reports =
+        Strata.SchedulerCheck.long_schedules(fn ->
+          list = MemberList.new(delivery: :send)
+          pids = for _ <- 1..20_000, do: idle_process()
+          for pid <- pids, do: MemberList.subscribe(list, pid, [0..99])
+          for s <- 1..30_000, do: MemberList.subscribe(list, {:session, s}, [0..99])
+
+          for i <- 1..5 do
+            changes = MemberList.upsert(list, online(i))
+            30_000 = length(changes)
+          end
+
+          {:messages, messages} = Process.info(hd(pids), :messages)
+          5 = length(messages)
+          for pid <- pids, do: send(pid, :stop)
+        end)
+
+      assert reports == []
+    end
+  end
+
+  defp wait_until(fun, tries \\ 200) do
+    cond do
+      fun.() -> :ok
+      tries == 0 -> flunk("condition not reached")
+      true -> Process.sleep(10) && wait_until(fun, tries - 1)
+    end
   end
 
   test "items sliding into a window from above arrive as updates" do

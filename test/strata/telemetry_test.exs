@@ -18,7 +18,8 @@ defmodule Strata.TelemetryTest do
     [:strata, :snapshot, :load],
     [:strata, :cluster, :join],
     [:strata, :cluster, :handoff],
-    [:strata, :cluster, :takeover]
+    [:strata, :cluster, :takeover],
+    [:strata, :member_list, :batch]
   ]
   @events [[:strata, :journal, :fsync], [:strata, :timeline, :fanout]] ++
             for(span <- @spans, suffix <- [:start, :stop, :exception], do: span ++ [suffix])
@@ -105,6 +106,18 @@ defmodule Strata.TelemetryTest do
     # A small one emits nothing.
     Timeline.insert_post(tl, 2, 1)
     refute_receive {:telemetry_event, _, [:strata, :timeline, :fanout], _, %{item: 2}}
+  end
+
+  test "a member list batch" do
+    attach()
+    list = Strata.MemberList.new(id: :guild)
+    Strata.MemberList.subscribe(list, :c, [0..9])
+    ms = for i <- 1..3, do: {:upsert, %{id: i, name: "m", roles: [], status: :online}}
+    [{:c, _}] = Strata.MemberList.batch(list, ms)
+    meta = %{list: :guild, mutations: 3}
+    assert_receive {:telemetry_event, _, [:strata, :member_list, :batch, :start], _, ^meta}
+    assert_receive {:telemetry_event, _, [:strata, :member_list, :batch, :stop], m, ^meta}
+    assert m.subscribers == 1 and m.duration >= 0
   end
 
   @tag :cluster
