@@ -1,16 +1,22 @@
-# Strata.MemberList at guild scale: `mix run bench/member_list.exs`.
+# Strata.MemberList at Maxjourney scale: `mix run bench/member_list.exs`.
 #
-# A guild of STRATA_BENCH_MEMBERS members (default 1M; 10 hoisted roles, 10% online),
-# STRATA_BENCH_SUBSCRIBERS subscribers (default 10k) each watching [0, 99] and one random
-# other range of 100, and a stream of presence flips, renames, joins and leaves. Reports the
-# time of each mutation (computing every subscriber's ops, not delivering them), how many
-# subscribers got ops and how many ops, against the naive way (recompute every subscriber's
-# windows from scratch after each mutation), all in the same run.
+# A guild of STRATA_BENCH_MEMBERS members (default 1M; 10 hoisted roles, ~12% online),
+# STRATA_BENCH_ACTIVE active subscribers (default 10,000 session processes: 70% watch rows
+# 0-99, the others 0-99 and a 100-row range biased toward the top) and STRATA_BENCH_PASSIVE
+# passive ones (default 90,000, no ranges). A stream of STRATA_BENCH_MUTATIONS mutations
+# (default 2000): presence flips (60%), role changes (15%), renames (10%), joins (8%) and
+# leaves (7%). A mutation's time is the whole call: the change, its ops, and the
+# `[{subscriber, ops}]` list returned.
+#
+# Baselines measured in the same run: the same stream on a list with no subscribers (the
+# per-subscriber cost is the difference, over the subscribers that got ops), the naive way
+# (after each mutation, re-slice every subscriber's windows), and one `SortedSet.at/2` call
+# on a set of 1M integers (the per-call floor of a NIF).
 Code.require_file("harness.exs", __DIR__)
 
 defmodule MemberListBench do
   import Bitwise
-  alias Strata.{Bench, MemberList}
+  alias Strata.{Bench, MemberList, SortedSet}
 
   @roles for i <- 1..10, do: :"role#{i}"
 
@@ -20,58 +26,49 @@ defmodule MemberListBench do
     name = for i <- 1..len, into: "", do: <<?a + rem(div(h, i * 7) + i * id, 26)>>
     name = if rem(h, 3) == 0, do: String.capitalize(name), else: name
     roles = if rem(h, 4) == 0, do: [Enum.at(@roles, rem(div(h, 5), 10))], else: []
-    online = status || if(rem(div(h, 11), 10) == 0, do: :online, else: :offline)
-    %{id: id, name: name, roles: roles, status: online}
+    status = status || if(rem(div(h, 11), 25) < 3, do: :online, else: :offline)
+    %{id: id, name: name, roles: roles, status: status}
   end
 
+  defp env(name, default), do: String.to_integer(System.get_env(name, default))
+
   def main do
-    n = String.to_integer(System.get_env("STRATA_BENCH_MEMBERS", "1000000"))
-    subscribers = String.to_integer(System.get_env("STRATA_BENCH_SUBSCRIBERS", "10000"))
-    mutations = String.to_integer(System.get_env("STRATA_BENCH_MUTATIONS", "2000"))
+    n = env("STRATA_BENCH_MEMBERS", "1000000")
+    active = env("STRATA_BENCH_ACTIVE", "10000")
+    passive = env("STRATA_BENCH_PASSIVE", "90000")
+    mutations = env("STRATA_BENCH_MUTATIONS", "2000")
     :rand.seed(:exsss, 7)
 
     groups = for {r, i} <- Enum.with_index(@roles), do: %{id: r, position: 100 - i}
-    list = MemberList.new(groups: groups)
-    bare = MemberList.new(groups: groups)
+    # Three lists kept identical: without subscribers, with the active ones, with the active
+    # and the passive ones.
+    [bare, list, crowd] = lists = for _ <- 1..3, do: MemberList.new(groups: groups)
 
-    {ms, _} =
+    {build_ms, _} =
       Bench.ms(fn ->
-        for id <- 1..n do
-          MemberList.upsert(list, member(id))
-          MemberList.upsert(bare, member(id))
-        end
+        1..n
+        |> Stream.chunk_every(10_000)
+        |> Enum.each(fn ids ->
+          batch = for id <- ids, do: {:upsert, member(id)}
+          for l <- lists, do: MemberList.batch(l, batch)
+        end)
       end)
 
     size = MemberList.size(list)
-    IO.puts("# Strata.MemberList: #{n} members, #{subscribers} subscribers\n")
-    IO.puts("Built two lists by upserts in #{round(ms)} ms; #{size} rows.\n")
+    online = n - List.last(MemberList.group_counts(list)).count
+    IO.puts("# Strata.MemberList: #{n} members (#{online} online), #{active} active and " <>
+              "#{passive} passive subscribers\n")
+    IO.puts("Built three lists with batch/2 in #{round(build_ms)} ms; #{size} rows.\n")
 
-    # Subscribe: [0, 99] plus a random range of 100.
-    sub_ranges =
-      for _ <- 1..subscribers do
-        start = :rand.uniform(div(size, 100) - 1) * 100
-        [0..99, start..(start + 99)]
-      end
+    sessions = for _ <- 1..(active + passive), do: spawn(fn -> receive(do: (:stop -> :ok)) end)
+    {actives, passives} = Enum.split(sessions, active)
+    ranges = Map.new(actives, &{&1, ranges(size)})
 
-    subscribe_times =
-      for {ranges, s} <- Enum.with_index(sub_ranges) do
-        t0 = :erlang.monotonic_time(:nanosecond)
-        MemberList.subscribe(list, s, ranges)
-        :erlang.monotonic_time(:nanosecond) - t0
-      end
+    for {pid, rs} <- ranges, l <- [list, crowd], do: MemberList.subscribe(l, pid, rs)
+    for pid <- passives, do: MemberList.subscribe(crowd, pid, [])
+    IO.puts("Distinct views: #{MemberList.info(list).views}\n")
 
-    # The stream: presence flips, renames, joins and leaves.
-    stream =
-      for _ <- 1..mutations do
-        id = :rand.uniform(n)
-
-        case :rand.uniform(4) do
-          1 -> {:upsert, member(id, Enum.random([:online, :offline]))}
-          2 -> {:upsert, %{member(id) | name: "renamed#{:rand.uniform(1_000_000)}"}}
-          3 -> {:upsert, member(n + :rand.uniform(n))}
-          4 -> {:remove, id}
-        end
-      end
+    stream = for _ <- 1..mutations, do: mutation(n)
 
     run = fn target ->
       Enum.map(stream, fn op ->
@@ -84,82 +81,122 @@ defmodule MemberListBench do
 
     base = run.(bare)
     full = run.(list)
+    crowded = run.(crowd)
 
-    # The naive way: after a mutation, every subscriber's windows are sliced again.
-    naive_samples = min(5, mutations)
+    # Batches of 100 against the same 100 as single calls, on two lists in the same state
+    # (they swap roles each round, so that neither is always second).
+    {batch_times, single_times} =
+      Enum.unzip(
+        for round <- 1..10 do
+          ops = for _ <- 1..100, do: mutation(n)
+          {a, b} = if rem(round, 2) == 0, do: {list, crowd}, else: {crowd, list}
+          {batch_ns, _} = ns(fn -> MemberList.batch(a, ops) end)
+          {single_ns, _} = ns(fn -> Enum.each(ops, &apply_op(b, &1)) end)
+          {batch_ns, single_ns}
+        end
+      )
 
+    # The naive way: after a mutation, every active subscriber's windows are sliced again.
     naive =
-      for op <- Enum.take(stream, naive_samples) do
-        {us, _} =
-          :timer.tc(fn ->
+      for op <- Enum.take(stream, 3) do
+        {t, _} =
+          ns(fn ->
             apply_op(bare, op)
-            Enum.each(sub_ranges, fn rs -> Enum.each(rs, &MemberList.slice(bare, &1)) end)
+            for {_, rs} <- ranges, r <- rs, do: MemberList.slice(bare, r)
           end)
 
-        us * 1000
+        t
       end
 
-    pct = fn xs, p ->
-      xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, div(length(xs) * p, 100)))
+    subscribe_times =
+      for i <- 1..1000 do
+        rs = ranges(size) |> then(&if length(&1) == 1, do: [0..99, 100..199], else: &1)
+        {t, _} = ns(fn -> MemberList.subscribe(list, {:probe, i}, rs) end)
+        MemberList.unsubscribe(list, {:probe, i})
+        t
+      end
+
+    # The floor: one SortedSet.at/2 call on 1M items, from a loop of 100,000.
+    set = SortedSet.from_enumerable(1..1_000_000)
+    indices = for _ <- 1..100_000, do: :rand.uniform(1_000_000) - 1
+    {at_total, _} = ns(fn -> Enum.each(indices, &SortedSet.at(set, &1)) end)
+    at_ns = at_total / length(indices)
+
+    # Delivery by message to the 10,000 session processes, on the list with subscribers.
+    sender = %{list | delivery: :send}
+    send_times = for op <- Enum.take(Enum.shuffle(stream), 200), do: elem(ns(fn -> apply_op(sender, op) end), 0)
+
+    report(base, full, crowded, naive, subscribe_times, batch_times, single_times, at_ns, send_times)
+    for pid <- sessions, do: send(pid, :stop)
+  end
+
+  # 70%: rows 0-99; otherwise 0-99 and a 100-row range, the k-th with probability ~ 0.7^k.
+  defp ranges(size) do
+    if :rand.uniform() < 0.7 do
+      [0..99]
+    else
+      k = min(geometric(0.3), div(size, 100) - 1)
+      [0..99, (k * 100)..(k * 100 + 99)]
     end
+  end
 
-    times = Enum.map(full, &elem(&1, 0))
-    base_times = Enum.map(base, &elem(&1, 0))
-    affected = Enum.map(full, &elem(&1, 1))
-    ops = Enum.map(full, &elem(&1, 2))
-    mean = fn xs -> Enum.sum(xs) / max(length(xs), 1) end
-    per_affected = (mean.(times) - mean.(base_times)) / max(mean.(affected), 1)
+  defp geometric(p, k \\ 1), do: if(:rand.uniform() < p, do: k, else: geometric(p, k + 1))
 
-    Bench.table(
-      ["measure", "p50", "p99", "mean"],
-      [
-        [
-          "mutation, no subscribers",
-          us(pct.(base_times, 50)),
-          us(pct.(base_times, 99)),
-          us(mean.(base_times))
-        ],
-        [
-          "mutation, #{subscribers} subscribers",
-          us(pct.(times, 50)),
-          us(pct.(times, 99)),
-          us(mean.(times))
-        ],
-        [
-          "subscribers with ops per mutation",
-          pct.(affected, 50),
-          pct.(affected, 99),
-          Float.round(mean.(affected), 1)
-        ],
-        [
-          "ops per mutation (all subscribers)",
-          pct.(ops, 50),
-          pct.(ops, 99),
-          Float.round(mean.(ops), 1)
-        ],
-        [
-          "naive: re-slice every window (#{naive_samples} mutations)",
-          us(pct.(naive, 50)),
-          us(pct.(naive, 99)),
-          us(mean.(naive))
-        ],
-        [
-          "subscribe (two 100-item SYNCs)",
-          us(pct.(subscribe_times, 50)),
-          us(pct.(subscribe_times, 99)),
-          us(mean.(subscribe_times))
-        ]
-      ]
-    )
+  defp mutation(n) do
+    id = :rand.uniform(n)
+    roll = :rand.uniform(100)
 
-    IO.puts("Cost per subscriber that gets ops: #{Float.round(per_affected / 1000, 2)} µs")
-    IO.puts("Naive / Strata (mean per mutation): #{Float.round(mean.(naive) / mean.(times), 1)}x")
+    cond do
+      roll <= 60 -> {:upsert, member(id, Enum.random([:online, :idle, :offline]))}
+      roll <= 75 -> {:upsert, %{member(id) | roles: [Enum.random(@roles)]}}
+      roll <= 85 -> {:upsert, %{member(id) | name: "renamed#{:rand.uniform(1_000_000)}"}}
+      roll <= 93 -> {:upsert, member(n + :rand.uniform(n), :online)}
+      true -> {:remove, id}
+    end
   end
 
   defp apply_op(list, {:upsert, m}), do: MemberList.upsert(list, m)
   defp apply_op(list, {:remove, id}), do: MemberList.remove(list, id)
 
+  defp ns(fun) do
+    t0 = :erlang.monotonic_time(:nanosecond)
+    result = fun.()
+    {:erlang.monotonic_time(:nanosecond) - t0, result}
+  end
+
+  defp pct(xs, p), do: xs |> Enum.sort() |> Enum.at(min(length(xs) - 1, div(length(xs) * p, 100)))
+  defp mean(xs), do: Enum.sum(xs) / max(length(xs), 1)
   defp us(ns), do: "#{Float.round(ns / 1000, 1)} µs"
+
+  defp row(name, xs, fmt), do: [name, fmt.(pct(xs, 50)), fmt.(pct(xs, 99)), fmt.(mean(xs))]
+
+  defp report(base, full, crowded, naive, subscribe, batch, single, at_ns, send_times) do
+    [times, base_times, crowd_times] = for r <- [full, base, crowded], do: Enum.map(r, &elem(&1, 0))
+    affected = Enum.map(full, &elem(&1, 1))
+    ops = Enum.map(full, &elem(&1, 2))
+    count = &Float.round(&1 * 1.0, 1)
+
+    Bench.table(["measure", "p50", "p99", "mean"], [
+      row("mutation, no subscribers", base_times, &us/1),
+      row("mutation, 10k active subscribers", times, &us/1),
+      row("mutation, 10k active + 90k passive", crowd_times, &us/1),
+      row("subscribers with ops per mutation", affected, count),
+      row("ops per mutation (all subscribers)", ops, count),
+      row("naive: re-slice every window (3 mutations)", naive, &us/1),
+      row("subscribe (two 100-row SYNCs)", subscribe, &us/1),
+      row("mutation, delivery: :send to 10k pids (200)", send_times, &us/1),
+      row("batch/2 of 100 mutations (10 rounds)", batch, &us/1),
+      row("the same 100 as single calls", single, &us/1)
+    ])
+
+    per = (mean(times) - mean(base_times)) / max(mean(affected), 1)
+    IO.puts("One SortedSet.at/2 call (1M items): #{Float.round(at_ns, 1)} ns")
+    IO.puts("Per subscriber that gets ops: #{Float.round(per, 1)} ns = #{Float.round(per / at_ns, 2)}x one at/2 call (target <= 0.5x)")
+    IO.puts("Naive / Strata at p99: #{round(pct(naive, 99) / pct(times, 99))}x (target >= 500x); mean: #{round(mean(naive) / mean(times))}x")
+    IO.puts("Passive subscribers: mean #{us(mean(crowd_times))} with vs #{us(mean(times))} without (#{Float.round((mean(crowd_times) / mean(times) - 1) * 100, 1)}%)")
+    IO.puts("100 single calls / one batch of 100: #{Float.round(mean(single) / mean(batch), 1)}x (target >= 5x)")
+    IO.puts("subscribe p99: #{us(pct(subscribe, 99))} (target <= 50 µs)")
+  end
 end
 
 MemberListBench.main()

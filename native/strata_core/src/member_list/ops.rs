@@ -252,24 +252,49 @@ fn fill(positions: &[usize], size: usize, item: &dyn Fn(usize) -> Option<Item>, 
     }
 }
 
-/// Where the item at final position `p` was before the edits.
-enum Origin {
-    /// At this position, untouched.
-    At(usize),
-    /// Written by an edit (inserted or updated).
-    Written,
-}
-
-fn origin(mut p: usize, edits: &[Edit]) -> Origin {
+/// Final positions traced back through the edits, as runs: `(final, len, then)` says that
+/// the items at final positions `final..final + len` were at `then..then + len` before the
+/// edits, untouched; `written` holds the final positions whose item an edit wrote (an
+/// insert or an update). Each edit costs a step per run, and splits at most one run.
+fn trace_back(
+    first: usize,
+    last: usize,
+    edits: &[Edit],
+) -> (Vec<(usize, usize, usize)>, Vec<usize>) {
+    let mut runs = vec![(first, last - first + 1, first)];
+    let mut written = Vec::new();
     for edit in edits.iter().rev() {
-        match *edit {
-            Edit::Insert(i, _) | Edit::Update(i, _, _) if p == i => return Origin::Written,
-            Edit::Insert(i, _) if p > i => p -= 1,
-            Edit::Delete(i, _) if p >= i => p += 1,
-            _ => {}
+        let mut next = Vec::with_capacity(runs.len() + 1);
+        for (f, len, c) in runs {
+            let end = c + len; // exclusive
+            match *edit {
+                // After an insert at i, position i holds the new item and those above came
+                // from one below.
+                Edit::Insert(i, _) if i < c => next.push((f, len, c - 1)),
+                Edit::Insert(i, _) | Edit::Update(i, _, _) if c <= i && i < end => {
+                    let k = i - c;
+                    if k > 0 {
+                        next.push((f, k, c));
+                    }
+                    written.push(f + k);
+                    if len > k + 1 {
+                        let shift = usize::from(matches!(edit, Edit::Insert(..)));
+                        next.push((f + k + 1, len - k - 1, i + 1 - shift));
+                    }
+                }
+                // After a delete at i, the items from i up came from one above.
+                Edit::Delete(i, _) if i <= c => next.push((f, len, c + 1)),
+                Edit::Delete(i, _) if i < end => {
+                    let k = i - c;
+                    next.push((f, k, c));
+                    next.push((f + k, len - k, i + 1));
+                }
+                _ => next.push((f, len, c)),
+            }
         }
+        runs = next;
     }
-    Origin::At(p)
+    (runs, written)
 }
 
 /// The item at position `p` before the edits (`p` held one then).
@@ -287,25 +312,38 @@ fn item_before(p: usize, change: &Change, item: &dyn Fn(usize) -> Option<Item>) 
     item(pos)
 }
 
-/// The positions of a range whose item differs after the edits, by value.
+/// The positions of a range whose item differs after the edits, by value, ascending.
 fn changed_positions(
     (a, b): Span,
     change: &Change,
     item: &dyn Fn(usize) -> Option<Item>,
 ) -> Vec<usize> {
-    let end = change.before.max(change.after);
-    (a..=b.min(end.saturating_sub(1)))
-        .filter(|&p| {
-            if p >= change.before || p >= change.after {
-                return true;
+    let both = change.before.min(change.after);
+    let either = change.before.max(change.after);
+    let mut changed = Vec::new();
+    if a < both {
+        let (runs, written) = trace_back(a, b.min(both - 1), change.edits);
+        // An item that moved is another item than the one that was there.
+        for (f, len, then) in runs {
+            if f != then {
+                changed.extend(f..f + len);
             }
-            match origin(p, change.edits) {
-                Origin::At(q) => q != p,
-                Origin::Written => match (item_before(p, change, item), item(p)) {
-                    (Some(old), Some(new)) => !old.same(&new),
-                    _ => true,
-                },
+        }
+        // A written position may hold what it held before (an update undone in a batch).
+        for p in written {
+            let same = match (item_before(p, change, item), item(p)) {
+                (Some(old), Some(new)) => old.same(&new),
+                _ => false,
+            };
+            if !same {
+                changed.push(p);
             }
-        })
-        .collect()
+        }
+        changed.sort_unstable();
+    }
+    // Positions held before or after the edits, not both.
+    if either > 0 {
+        changed.extend(a.max(both)..=b.min(either - 1));
+    }
+    changed
 }
