@@ -56,8 +56,12 @@ defmodule MemberListBench do
 
     size = MemberList.size(list)
     online = n - List.last(MemberList.group_counts(list)).count
-    IO.puts("# Strata.MemberList: #{n} members (#{online} online), #{active} active and " <>
-              "#{passive} passive subscribers\n")
+
+    IO.puts(
+      "# Strata.MemberList: #{n} members (#{online} online), #{active} active and " <>
+        "#{passive} passive subscribers\n"
+    )
+
     IO.puts("Built three lists with batch/2 in #{round(build_ms)} ms; #{size} rows.\n")
 
     sessions = for _ <- 1..(active + passive), do: spawn(fn -> receive(do: (:stop -> :ok)) end)
@@ -124,9 +128,23 @@ defmodule MemberListBench do
 
     # Delivery by message to the 10,000 session processes, on the list with subscribers.
     sender = %{list | delivery: :send}
-    send_times = for op <- Enum.take(Enum.shuffle(stream), 200), do: elem(ns(fn -> apply_op(sender, op) end), 0)
 
-    report(base, full, crowded, naive, subscribe_times, batch_times, single_times, at_ns, send_times)
+    send_times =
+      for op <- Enum.take(Enum.shuffle(stream), 200),
+          do: elem(ns(fn -> apply_op(sender, op) end), 0)
+
+    report(
+      base,
+      full,
+      crowded,
+      naive,
+      subscribe_times,
+      batch_times,
+      single_times,
+      at_ns,
+      send_times
+    )
+
     for pid <- sessions, do: send(pid, :stop)
   end
 
@@ -171,7 +189,9 @@ defmodule MemberListBench do
   defp row(name, xs, fmt), do: [name, fmt.(pct(xs, 50)), fmt.(pct(xs, 99)), fmt.(mean(xs))]
 
   defp report(base, full, crowded, naive, subscribe, batch, single, at_ns, send_times) do
-    [times, base_times, crowd_times] = for r <- [full, base, crowded], do: Enum.map(r, &elem(&1, 0))
+    [times, base_times, crowd_times] =
+      for r <- [full, base, crowded], do: Enum.map(r, &elem(&1, 0))
+
     affected = Enum.map(full, &elem(&1, 1))
     ops = Enum.map(full, &elem(&1, 2))
     count = &Float.round(&1 * 1.0, 1)
@@ -191,10 +211,23 @@ defmodule MemberListBench do
 
     per = (mean(times) - mean(base_times)) / max(mean(affected), 1)
     IO.puts("One SortedSet.at/2 call (1M items): #{Float.round(at_ns, 1)} ns")
-    IO.puts("Per subscriber that gets ops: #{Float.round(per, 1)} ns = #{Float.round(per / at_ns, 2)}x one at/2 call (target <= 0.5x)")
-    IO.puts("Naive / Strata at p99: #{round(pct(naive, 99) / pct(times, 99))}x (target >= 500x); mean: #{round(mean(naive) / mean(times))}x")
-    IO.puts("Passive subscribers: mean #{us(mean(crowd_times))} with vs #{us(mean(times))} without (#{Float.round((mean(crowd_times) / mean(times) - 1) * 100, 1)}%)")
-    IO.puts("100 single calls / one batch of 100: #{Float.round(mean(single) / mean(batch), 1)}x (target >= 5x)")
+
+    IO.puts(
+      "Per subscriber that gets ops: #{Float.round(per, 1)} ns = #{Float.round(per / at_ns, 2)}x one at/2 call (target <= 0.5x)"
+    )
+
+    IO.puts(
+      "Naive / Strata at p99: #{round(pct(naive, 99) / pct(times, 99))}x (target >= 500x); mean: #{round(mean(naive) / mean(times))}x"
+    )
+
+    IO.puts(
+      "Passive subscribers: mean #{us(mean(crowd_times))} with vs #{us(mean(times))} without (#{Float.round((mean(crowd_times) / mean(times) - 1) * 100, 1)}%)"
+    )
+
+    IO.puts(
+      "100 single calls / one batch of 100: #{Float.round(mean(single) / mean(batch), 1)}x (target >= 5x)"
+    )
+
     IO.puts("subscribe p99: #{us(pct(subscribe, 99))} (target <= 50 µs)")
   end
 end
