@@ -517,8 +517,12 @@ fn batch<'a>(env: Env<'a>, on: On, list: Term<'a>, ms: Term<'a>) -> NifResult<Te
     let long = || {
         heavy(&[ms])
             || ms.list_length().is_ok_and(|n| n > 256)
-            || mutations(ms)
-                .is_ok_and(|all| all.iter().any(|m| matches!(m, Mutation::DefineGroups(_))))
+            || ms.into_list_iterator().is_ok_and(|mut items| {
+                items.any(|m| {
+                    m.decode::<(Atom, Term)>()
+                        .is_ok_and(|(tag, _)| tag == atoms::define_groups())
+                })
+            })
     };
     if let Some(moved) = on.moves(env, &[list, ms], long) {
         return Ok(moved);
@@ -549,28 +553,61 @@ twin_nifs!(
 
 // --- delivery ----------------------------------------------------------------------------
 
-/// Builds item terms, each member's once per call.
+/// Hashes a member's address: one multiply (the default SipHash was a sixth of a slice).
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(26);
+    }
+}
+
+type BuildPtrHasher = std::hash::BuildHasherDefault<PtrHasher>;
+
+/// Builds item terms (each member's once per call, when shared).
 struct Items<'a> {
     env: Env<'a>,
-    members: HashMap<*const Member, Term<'a>>,
+    /// Members already made in this call (a delivery shares them across views); `None` for
+    /// a single list of items, where nothing repeats.
+    members: Option<HashMap<*const Member, Term<'a>, BuildPtrHasher>>,
 }
 
 impl<'a> Items<'a> {
-    fn new(env: Env<'a>) -> Items<'a> {
+    /// Items shared across the ops of several views: each member is made once.
+    fn shared(env: Env<'a>) -> Items<'a> {
         Items {
             env,
-            members: HashMap::new(),
+            members: Some(HashMap::default()),
         }
+    }
+
+    /// Items made once each (a SYNC, a slice): no lookups.
+    fn once(env: Env<'a>) -> Items<'a> {
+        Items { env, members: None }
     }
 
     fn item(&mut self, item: &Item) -> Term<'a> {
         let env = self.env;
+        let make = |m: &Member| (atoms::member(), encode(env, m.term())).encode(env);
         match item {
             Item::Header(id, count) => (atoms::group(), encode(env, id), *count).encode(env),
-            Item::Member(m) => *self
-                .members
-                .entry(Arc::as_ptr(m))
-                .or_insert_with(|| (atoms::member(), encode(env, m.term())).encode(env)),
+            Item::Member(m) => match &mut self.members {
+                Some(made) => *made.entry(Arc::as_ptr(m)).or_insert_with(|| make(m)),
+                None => make(m),
+            },
         }
     }
 
@@ -641,7 +678,7 @@ fn member_list_deliver<'a>(
     let send: bool = arg(send, "send", "a boolean")?;
     let mut state = boxed.state.lock();
     let delivery = &mut *state;
-    let mut items = Items::new(env);
+    let mut items = Items::shared(env);
     let mut acc = acc;
     let mut current = (delivery.sub > 0).then_some(current);
     let mut done = 0usize;
@@ -701,7 +738,7 @@ fn who(term: Term) -> NifResult<(Who, Option<Arc<[u8]>>)> {
 }
 
 fn subscribed<'a>(env: Env<'a>, got: strata_core::member_list::Subscribed) -> Term<'a> {
-    let mut items = Items::new(env);
+    let mut items = Items::once(env);
     let mut ops: Vec<Term> = got
         .invalidate
         .iter()
@@ -826,7 +863,7 @@ fn slice<'a>(
         handle.shared.read()?.list.slice(first, last)
     };
     // Items are encoded with the lock released.
-    Ok(Items::new(env).list(&got))
+    Ok(Items::once(env).list(&got))
 }
 
 twin_nifs!(

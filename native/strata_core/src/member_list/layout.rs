@@ -67,6 +67,8 @@ pub struct Member {
     /// The name in lower case (Unicode lower case; a name that is not UTF-8 is lowered byte
     /// by byte in ASCII).
     folded: Box<[u8]>,
+    /// What [`Member::heap_bytes`] reports, counted once (the set asks on every change).
+    heap: usize,
 }
 
 impl fmt::Debug for Member {
@@ -99,12 +101,14 @@ impl Member {
         };
         let folded = fold(name);
         let offline = status.name() == "offline";
+        let heap = 2 * size_of::<usize>() + size_of::<Member>() + folded.len() + term.heap_bytes();
         Ok(Member {
             term,
             id_at,
             roles_at,
             offline,
             folded,
+            heap,
         })
     }
 
@@ -141,7 +145,7 @@ impl Member {
 
     /// Heap bytes held for this member (its allocation and what its terms own).
     pub fn heap_bytes(&self) -> usize {
-        2 * size_of::<usize>() + size_of::<Member>() + self.folded.len() + self.term.heap_bytes()
+        self.heap
     }
 }
 
@@ -160,10 +164,31 @@ pub fn compare_ids(a: &Term, b: &Term) -> Ordering {
 }
 
 /// An item of the list's sorted set: a member and its group's sort value.
+///
+/// The first 8 bytes of the folded name are kept inline: a search of a 1M-member set
+/// compares ~40 items, and most are told apart without following the member's pointer (a
+/// cache miss each, which made an upsert ~13 µs).
 #[derive(Clone)]
 pub struct Keyed {
     pub sort: u32,
+    /// The folded name's first 8 bytes, big-endian, zero-padded: when two prefixes differ
+    /// they order the names (a name that ends early pads with 0, the least byte, and is a
+    /// prefix of the other up to there); when equal, the names are compared whole.
+    prefix: u64,
     pub member: Arc<Member>,
+}
+
+impl Keyed {
+    pub fn new(sort: u32, member: Arc<Member>) -> Keyed {
+        let mut head = [0u8; 8];
+        let n = member.folded.len().min(8);
+        head[..n].copy_from_slice(&member.folded[..n]);
+        Keyed {
+            sort,
+            prefix: u64::from_be_bytes(head),
+            member,
+        }
+    }
 }
 
 impl fmt::Debug for Keyed {
@@ -190,6 +215,7 @@ impl Ord for Keyed {
     fn cmp(&self, other: &Self) -> Ordering {
         self.sort
             .cmp(&other.sort)
+            .then_with(|| self.prefix.cmp(&other.prefix))
             .then_with(|| self.member.folded.cmp(&other.member.folded))
             .then_with(|| compare_ids(self.member.id(), other.member.id()))
     }
@@ -209,7 +235,7 @@ pub struct IdKey(pub Term);
 
 impl PartialEq for IdKey {
     fn eq(&self, other: &Self) -> bool {
-        compare_exact(&self.0, &other.0) == Ordering::Equal
+        self.cmp(other) == Ordering::Equal
     }
 }
 
@@ -222,7 +248,12 @@ impl PartialOrd for IdKey {
 }
 
 impl Ord for IdKey {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
+        // Integer ids (snowflakes) are the common case: compared inline.
+        if let (Term::Int(a), Term::Int(b)) = (&self.0, &other.0) {
+            return a.cmp(b);
+        }
         compare_exact(&self.0, &other.0)
     }
 }
@@ -401,11 +432,32 @@ mod tests {
                 (Term::atom("status"), Term::atom("online")),
             ])
             .unwrap();
-            Keyed {
-                sort: ONLINE,
-                member: Arc::new(Member::parse(map).unwrap()),
-            }
+            Keyed::new(ONLINE, Arc::new(Member::parse(map).unwrap()))
         };
+        // Names told apart by the inline prefix, and past it (8 bytes), with NUL bytes.
+        let names = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0\0b",
+            "ab",
+            "abcdefg",
+            "abcdefg\0",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefgha",
+            "abcdefghb",
+            "abcdefgi",
+            "b",
+        ];
+        for (i, a) in names.iter().enumerate() {
+            for (j, b) in names.iter().enumerate() {
+                let (ka, kb) = (key(Term::Int(1), a), key(Term::Int(1), b));
+                assert_eq!(ka.cmp(&kb), i.cmp(&j), "{a:?} vs {b:?}");
+            }
+        }
         assert!(key(Term::Int(2), "Amy") < key(Term::Int(1), "bob"));
         assert!(key(Term::Int(1), "amy") < key(Term::Int(2), "AMY"));
         assert!(key(Term::Int(1), "x") < key(Term::Float(1.0), "x"));

@@ -172,7 +172,7 @@ impl MemberList {
                 return Err(member.id().clone());
             }
             let sort = list.members.layout.sort_of(&member);
-            keyed.push(Keyed { sort, member });
+            keyed.push(Keyed::new(sort, member));
         }
         list.members.set = SortedSet::from_unsorted(keyed, list.members.set.bucket_size());
         list.members.counts = count_groups(&list.members.set, &list.members.layout);
@@ -228,10 +228,7 @@ impl MemberList {
     }
 
     fn key_of(&self, member: &Arc<Member>) -> Keyed {
-        Keyed {
-            sort: self.members.layout.sort_of(member),
-            member: member.clone(),
-        }
+        Keyed::new(self.members.layout.sort_of(member), member.clone())
     }
 
     /// The item at position `p`.
@@ -288,12 +285,12 @@ impl MemberList {
         let member = Arc::new(member);
         let new = self.key_of(&member);
         let key = IdKey(member.id().clone());
-        match self.ids.get(&key) {
+        match self.ids.get_mut(&key) {
             Some(old) if old.same(&member) => Vec::new(),
-            Some(old) => {
-                let old = self.key_of(old);
+            Some(slot) => {
+                let old = std::mem::replace(slot, member);
+                let old = self.key_of(&old);
                 let (from, to) = self.members.set.replace(&old, new.clone());
-                self.ids.insert(key, member);
                 match (from, to) {
                     (Some(from), Some(to)) => self.change(Some((old, from)), Some((new, to))),
                     _ => Vec::new(), // unreachable: the old key is there, the new one unique
@@ -723,10 +720,7 @@ fn regroup(members: &Members, layout: Layout) -> Members {
     let mut keyed: Vec<Keyed> = members
         .set
         .slice(0, online)
-        .map(|k| Keyed {
-            sort: layout.sort_of(&k.member),
-            member: k.member.clone(),
-        })
+        .map(|k| Keyed::new(layout.sort_of(&k.member), k.member.clone()))
         .collect();
     keyed.sort_unstable();
     keyed.extend(members.set.slice(online, offline).cloned());
