@@ -9,12 +9,121 @@
 //! | `known_followers`, `mutuals`, `common_following` | `O(smaller set)` membership tests |
 
 use std::mem::size_of;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
 use crate::codec::{self, get_bitmap_with, invalid, put_bitmap_with, DecodeError, Put, Reader};
+use crate::heap;
 use crate::sharded::ShardedMap;
+
+/// Bytes of one of roaring's containers in its container vector (a key and a store).
+const CONTAINER_BYTES: usize = 32;
+/// Bytes of a bitmap container's bits.
+const BITSET_BYTES: usize = 8192;
+
+/// A Roaring bitmap and the bytes its allocations hold, kept as it changes.
+///
+/// Roaring reports its array containers' capacities (`statistics`) but not its container
+/// vector's: that is followed here. Roaring adds containers one at a time with `Vec::insert`
+/// (the vector grows as a `Vec` grows: to 4, then doubling), allocates exactly when
+/// deserializing or cloning, and never shrinks.
+#[derive(Debug, Default)]
+pub struct Bits {
+    set: RoaringBitmap,
+    containers: usize,
+    slots: usize,
+    /// Chunk bytes of the container vector and the stores.
+    heap: usize,
+}
+
+impl Deref for Bits {
+    type Target = RoaringBitmap;
+
+    fn deref(&self) -> &RoaringBitmap {
+        &self.set
+    }
+}
+
+impl Clone for Bits {
+    fn clone(&self) -> Bits {
+        Bits::exact(self.set.clone())
+    }
+}
+
+impl Bits {
+    /// A bitmap whose allocations are exactly its contents (deserialized or cloned).
+    pub fn exact(set: RoaringBitmap) -> Bits {
+        let mut bits = Bits {
+            set,
+            ..Bits::default()
+        };
+        bits.slots = bits.set.statistics().n_containers as usize;
+        bits.measure();
+        bits
+    }
+
+    /// Adds `value`; whether it was new.
+    pub fn insert(&mut self, value: u32) -> bool {
+        let added = self.set.insert(value);
+        if added {
+            self.measure();
+        }
+        added
+    }
+
+    /// Adds `values` (best ascending); how many were new.
+    pub fn extend(&mut self, values: impl IntoIterator<Item = u32>) -> u64 {
+        let before = self.set.len();
+        // One at a time: `insert` is how roaring grows its vector as followed above.
+        for v in values {
+            self.set.insert(v);
+        }
+        let added = self.set.len() - before;
+        if added > 0 {
+            self.measure();
+        }
+        added
+    }
+
+    /// Removes `value`; whether it was there.
+    pub fn remove(&mut self, value: u32) -> bool {
+        let removed = self.set.remove(value);
+        if removed {
+            self.measure();
+        }
+        removed
+    }
+
+    /// Chunk bytes of the bitmap's own allocations (not its `Arc`).
+    pub fn heap_bytes(&self) -> usize {
+        self.heap
+    }
+
+    fn measure(&mut self) {
+        let stats = self.set.statistics();
+        let containers = stats.n_containers as usize;
+        let mut slots = self.slots;
+        while slots < containers {
+            slots = (slots * 2).max(4); // one `Vec::insert` at a time: doubling from 4
+        }
+        let arrays = stats.n_array_containers as usize;
+        // `statistics` counts array capacity at 4 bytes a value; values are `u16`s.
+        let array_bytes = stats.n_bytes_array_containers as usize / 2;
+        // Each array is its own allocation: chunks of the mean capacity (exact for one).
+        let array_chunks = if arrays == 0 {
+            0
+        } else {
+            arrays * heap::chunk(array_bytes / arrays)
+        };
+        self.containers = containers;
+        self.slots = slots;
+        self.heap = heap::chunk(slots * CONTAINER_BYTES)
+            + array_chunks
+            + stats.n_bitset_containers as usize * heap::chunk(BITSET_BYTES);
+    }
+}
 
 /// Errors from changing the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,21 +148,13 @@ pub struct Page {
 /// The graph. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Default, Clone)]
 pub struct FollowerMap {
-    followers: ShardedMap<u32, Arc<RoaringBitmap>>,
-    following: ShardedMap<u32, Arc<RoaringBitmap>>,
+    followers: ShardedMap<u32, Arc<Bits>>,
+    following: ShardedMap<u32, Arc<Bits>>,
     edges: u64,
     users: u64,
-    /// Running total of the bitmaps' sizes (their portable serialized size, which tracks the
-    /// containers they hold).
+    /// Running total of the bitmaps' allocations ([`Bits::heap_bytes`]).
     bitmap_bytes: usize,
 }
-
-/// Bytes a hash map entry costs beyond its bitmap's data: key, bitmap header, control byte,
-/// and the table's slack.
-const ENTRY_BYTES: usize = (size_of::<u32>() + size_of::<Arc<RoaringBitmap>>() + 1) * 8 / 7;
-
-/// Bytes of each bitmap's own allocation (its `Arc`: two counts and the bitmap's header).
-const BITMAP_BYTES: usize = 2 * size_of::<usize>() + size_of::<RoaringBitmap>();
 
 impl FollowerMap {
     pub fn new() -> FollowerMap {
@@ -70,12 +171,14 @@ impl FollowerMap {
         self.users
     }
 
-    /// Bytes held, kept as a running count (`O(1)`).
+    /// Bytes held, kept as a running count (`O(1)`): the allocator's chunks for the maps'
+    /// tables, each bitmap's `Arc`, container vector and stores (see [`crate::heap`]).
     pub fn memory(&self) -> usize {
         size_of::<Self>()
             + self.bitmap_bytes
-            + (self.followers.capacity() + self.following.capacity()) * ENTRY_BYTES
-            + (self.followers.len() + self.following.len()) * BITMAP_BYTES
+            + self.followers.heap_bytes()
+            + self.following.heap_bytes()
+            + (self.followers.len() + self.following.len()) * heap::arc::<Bits>()
     }
 
     fn has_edges(&self, user: u32) -> bool {
@@ -161,13 +264,10 @@ impl FollowerMap {
             if !map.contains_key(&key) && !other.contains_key(&key) {
                 self.users += 1;
             }
+            let size = counted(map, key);
             let bitmap = map.value_or_default(key);
-            let (len, size) = (bitmap.len(), bitmap_size(bitmap));
-            for &(_, value) in group {
-                bitmap.insert(value);
-            }
-            added += bitmap.len() - len;
-            self.bitmap_bytes = self.bitmap_bytes + bitmap_size(bitmap) - size;
+            added += bitmap.extend(group.iter().map(|&(_, value)| value));
+            self.bitmap_bytes = self.bitmap_bytes + bitmap.heap_bytes() - size;
         }
         added
     }
@@ -188,12 +288,12 @@ impl FollowerMap {
 
     /// The bitmap of `user`'s followers, if any.
     pub fn followers_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.followers.get(&user).map(|b| &**b)
+        self.followers.get(&user).map(|b| &b.set)
     }
 
     /// The bitmap of the users `user` follows, if any.
     pub fn following_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.following.get(&user).map(|b| &**b)
+        self.following.get(&user).map(|b| &b.set)
     }
 
     /// Up to `limit` of `user`'s followers with ids above `after`, ascending.
@@ -326,7 +426,7 @@ impl FollowerMap {
 }
 
 /// One direction of the graph as written to a snapshot.
-fn put_direction(map: &ShardedMap<u32, Arc<RoaringBitmap>>) -> Vec<u8> {
+fn put_direction(map: &ShardedMap<u32, Arc<Bits>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(map.len() * 16);
     let (mut values, mut containers) = (Vec::new(), Vec::new());
     let keys = map.sorted_keys();
@@ -342,7 +442,7 @@ fn put_direction(map: &ShardedMap<u32, Arc<RoaringBitmap>>) -> Vec<u8> {
 
 /// One direction decoded: its map, users, edges and edge hash.
 struct DecodedDirection {
-    map: ShardedMap<u32, Arc<RoaringBitmap>>,
+    map: ShardedMap<u32, Arc<Bits>>,
     keys: Vec<u32>,
     edges: u64,
     fingerprint: u64,
@@ -379,7 +479,8 @@ fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection,
             };
             d.fingerprint = d.fingerprint.wrapping_add(mix(edge));
         }
-        d.bitmap_bytes += bitmap_size(&bitmap);
+        let bitmap = Bits::exact(bitmap);
+        d.bitmap_bytes += bitmap.heap_bytes();
         d.keys.push(key);
         entries.push((key, Arc::new(bitmap)));
     }
@@ -413,31 +514,30 @@ fn union_len(a: &[u32], b: &[u32]) -> u64 {
     n + (a.len() - i + b.len() - j) as u64
 }
 
-/// The bytes a bitmap's containers take (its portable serialized size; none when empty).
-fn bitmap_size(bitmap: &RoaringBitmap) -> usize {
-    if bitmap.is_empty() {
-        0
-    } else {
-        bitmap.serialized_size()
-    }
+/// The bytes counted for `key`'s bitmap (taken before a change: a bitmap that a snapshot
+/// still shares is copied for the change, and the copy's allocations are exact).
+fn counted(map: &ShardedMap<u32, Arc<Bits>>, key: u32) -> usize {
+    map.get(&key).map_or(0, |b| b.heap_bytes())
 }
 
-fn insert(map: &mut ShardedMap<u32, Arc<RoaringBitmap>>, key: u32, value: u32, bytes: &mut usize) {
+fn insert(map: &mut ShardedMap<u32, Arc<Bits>>, key: u32, value: u32, bytes: &mut usize) {
+    let before = counted(map, key);
     let bitmap = map.value_or_default(key);
-    let before = bitmap_size(bitmap);
     bitmap.insert(value);
-    *bytes = *bytes + bitmap_size(bitmap) - before;
+    *bytes = *bytes + bitmap.heap_bytes() - before;
 }
 
-fn remove(map: &mut ShardedMap<u32, Arc<RoaringBitmap>>, key: u32, value: u32, bytes: &mut usize) {
+fn remove(map: &mut ShardedMap<u32, Arc<Bits>>, key: u32, value: u32, bytes: &mut usize) {
+    let before = counted(map, key);
     if let Some(bitmap) = map.value_mut(&key) {
-        let before = bitmap_size(bitmap);
         bitmap.remove(value);
-        let after = bitmap_size(bitmap);
+        let after = bitmap.heap_bytes();
         if bitmap.is_empty() {
             map.remove(&key);
+            *bytes -= before;
+        } else {
+            *bytes = *bytes + after - before;
         }
-        *bytes = *bytes + after - before;
     }
 }
 
@@ -590,6 +690,80 @@ mod tests {
         assert_eq!(graph.edges(), 0);
         assert_eq!(graph.users(), 0);
         assert_eq!(graph.bitmap_bytes, 0);
+    }
+
+    /// A Bluesky-like graph: most users follow and are followed by few, some by many
+    /// (followee ids skewed toward 0), over a wide id space.
+    fn skewed_edges(n: usize, seed: u64) -> Vec<(u32, u32)> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        (0..n)
+            .filter_map(|_| {
+                let a = next() % 200_000;
+                let r = next() % 1000;
+                // 1/1000 of ids take a third of the follows.
+                let b = if r < 333 {
+                    next() % 200
+                } else {
+                    next() % 200_000
+                };
+                (a != b).then_some((a, b))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn memory_is_what_the_allocator_holds() {
+        use crate::testing::memory_within_10pct;
+        let edges = skewed_edges(300_000, 7);
+        let one = |edges: &[(u32, u32)]| {
+            let mut g = FollowerMap::new();
+            for &(a, b) in edges {
+                g.follow(a, b).unwrap();
+            }
+            g
+        };
+        let (graph, r1) =
+            memory_within_10pct("follow one by one", || one(&edges), FollowerMap::memory);
+        let (_, r2) = memory_within_10pct(
+            "follow_many",
+            || {
+                let mut g = FollowerMap::new();
+                g.follow_many(&mut edges.clone()).unwrap();
+                g
+            },
+            FollowerMap::memory,
+        );
+        let mut bytes = Vec::new();
+        graph.put_payload(&mut bytes);
+        let (_, r3) = memory_within_10pct(
+            "decoded",
+            // On this thread: the counts are per thread.
+            || codec::serially(|| FollowerMap::get_payload(&mut Reader::new(&bytes)).unwrap()),
+            FollowerMap::memory,
+        );
+        // Half unfollowed, while a snapshot (a clone) shared the bitmaps, then dropped.
+        let (_, r4) = memory_within_10pct(
+            "half unfollowed under a snapshot",
+            || {
+                let mut g = one(&edges);
+                let snapshot = g.clone();
+                for &(a, b) in edges.iter().step_by(2) {
+                    g.unfollow(a, b);
+                }
+                drop(snapshot);
+                g
+            },
+            FollowerMap::memory,
+        );
+        // Small graphs: a few edges, where fixed costs dominate.
+        let (_, r5) = memory_within_10pct("100 edges", || one(&edges[..100]), FollowerMap::memory);
+        eprintln!("memory()/allocated: one by one {r1:.3}, follow_many {r2:.3}, decoded {r3:.3}, unfollowed {r4:.3}, 100 edges {r5:.3}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod codec;
 pub mod follower_map;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
+pub mod heap;
 pub mod interner;
 pub mod journal;
 pub mod member_list;

@@ -22,6 +22,8 @@ use std::sync::Arc;
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
+use crate::heap;
+
 const SHARDS: usize = 256;
 
 /// Keys that pick their shard from their own bits (ids: already well spread after mixing).
@@ -42,8 +44,8 @@ impl ShardKey for u64 {
 }
 
 /// Grows shard number `index` before a new key goes in, once it holds more than its own
-/// share of its capacity (from half to all of it, by index); returns the capacity added.
-fn make_room<K: ShardKey, V>(shard: &mut HashMap<K, V>, index: usize, key: &K) -> usize {
+/// share of its capacity (from half to all of it, by index).
+fn make_room<K: ShardKey, V>(shard: &mut HashMap<K, V>, index: usize, key: &K) {
     let capacity = shard.capacity();
     let threshold = if capacity < 64 {
         capacity
@@ -51,10 +53,9 @@ fn make_room<K: ShardKey, V>(shard: &mut HashMap<K, V>, index: usize, key: &K) -
         capacity / 2 + capacity / 2 * (index + 1) / SHARDS
     };
     if shard.len() < threshold || shard.contains_key(key) {
-        return 0;
+        return;
     }
     shard.reserve(capacity + 1 - shard.len());
-    shard.capacity() - capacity
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +65,8 @@ pub struct ShardedMap<K, V> {
     /// Sum of the shards' capacities, kept as they grow (maps never shrink on removal), so
     /// that memory accounting on every write stays `O(1)`.
     capacity: usize,
+    /// Sum of the shards' table allocations (`heap::table`), kept likewise.
+    tables: usize,
 }
 
 impl<K: ShardKey, V> Default for ShardedMap<K, V> {
@@ -72,6 +75,7 @@ impl<K: ShardKey, V> Default for ShardedMap<K, V> {
             shards: (0..SHARDS).map(|_| Arc::new(HashMap::new())).collect(),
             len: 0,
             capacity: 0,
+            tables: 0,
         }
     }
 }
@@ -101,10 +105,15 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
             })
             .collect();
         let capacity = shards.iter().map(|s| s.capacity()).sum();
+        let tables = shards
+            .iter()
+            .map(|s| heap::table::<K, V>(s.capacity()))
+            .sum();
         ShardedMap {
             shards,
             len,
             capacity,
+            tables,
         }
     }
 
@@ -119,6 +128,20 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     /// Entries the shards have room for.
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Bytes the map itself allocates (its tables, their `Arc`s and the shard list), not
+    /// counting what its keys and values own. `O(1)`.
+    pub fn heap_bytes(&self) -> usize {
+        self.tables + SHARDS * heap::arc::<HashMap<K, V>>() + heap::buffer::<usize>(SHARDS)
+    }
+
+    /// Counts a shard's growth from `before` to `after` entries of capacity.
+    fn grew(&mut self, before: usize, after: usize) {
+        if after != before {
+            self.capacity = self.capacity + after - before;
+            self.tables = self.tables + heap::table::<K, V>(after) - heap::table::<K, V>(before);
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
@@ -144,10 +167,11 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         let index = key.shard();
         let shard = Arc::make_mut(&mut self.shards[index]);
-        self.capacity += make_room(shard, index, &key);
         let before = shard.capacity();
+        make_room(shard, index, &key);
         let old = shard.insert(key, value);
-        self.capacity = self.capacity + shard.capacity() - before;
+        let after = shard.capacity();
+        self.grew(before, after);
         self.len += usize::from(old.is_none());
         old
     }
@@ -184,7 +208,11 @@ impl<K: ShardKey + Clone, V: Clone> ShardedMap<K, V> {
         let index = key.shard();
         let shard = Arc::make_mut(&mut self.shards[index]);
         // Grown first (when due), so that the entry below never grows it uncounted.
-        self.capacity += make_room(shard, index, &key);
+        let before = shard.capacity();
+        make_room(shard, index, &key);
+        let after = shard.capacity();
+        self.grew(before, after);
+        let shard = Arc::make_mut(&mut self.shards[index]);
         match shard.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -246,6 +274,14 @@ mod tests {
             built.capacity(),
             built.shards.iter().map(|s| s.capacity()).sum::<usize>()
         );
+        for m in [&map, &built] {
+            let tables: usize = m
+                .shards
+                .iter()
+                .map(|s| heap::table::<u32, u32>(s.capacity()))
+                .sum();
+            assert_eq!(m.tables, tables);
+        }
         let used = map.shards.iter().filter(|s| !s.is_empty()).count();
         assert!(used > 200, "keys spread over {used} shards");
     }

@@ -216,23 +216,24 @@ impl Term {
     /// Bytes this term owns on the heap, beyond its own 16 bytes (atoms are shared and count
     /// nothing). Kept cheap: it is called on every insert and remove.
     pub fn heap_bytes(&self) -> usize {
+        use crate::heap::chunk;
         const HEADER: usize = 16; // a ThinVec's length and capacity
         match self {
             Term::Int(_) | Term::Float(_) | Term::Atom(_) | Term::SmallBinary(_) => 0,
-            Term::BigInt(b) => std::mem::size_of::<BigInt>() + b.bits().div_ceil(64) as usize * 8,
-            Term::Binary(_, b) => HEADER + b.capacity(),
+            Term::BigInt(b) => {
+                chunk(std::mem::size_of::<BigInt>()) + chunk(b.bits().div_ceil(64) as usize * 8)
+            }
+            Term::Binary(_, b) => chunk(HEADER + b.capacity()),
             Term::Tuple(_, items) | Term::List(_, items) => {
                 if items.capacity() == 0 {
                     0
                 } else {
-                    HEADER
-                        + items.capacity() * std::mem::size_of::<Term>()
+                    chunk(HEADER + items.capacity() * std::mem::size_of::<Term>())
                         + items.iter().map(Term::heap_bytes).sum::<usize>()
                 }
             }
             Term::Map(_, pairs) => {
-                HEADER
-                    + pairs.capacity() * 2 * std::mem::size_of::<Term>()
+                chunk(HEADER + pairs.capacity() * 2 * std::mem::size_of::<Term>())
                     + pairs
                         .iter()
                         .map(|(k, v)| k.heap_bytes() + v.heap_bytes())

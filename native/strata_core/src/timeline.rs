@@ -14,10 +14,9 @@ use std::collections::VecDeque;
 use std::mem::size_of;
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
-
 use crate::codec::{get_bitmap, invalid, put_bitmap, DecodeError, Put, Reader};
-use crate::follower_map::FollowerMap;
+use crate::follower_map::{Bits, FollowerMap};
+use crate::heap;
 use crate::sharded::ShardedMap;
 
 /// One feed item as a reader sees it.
@@ -133,10 +132,25 @@ pub struct Timeline {
     own: ShardedMap<u32, Arc<VecDeque<u64>>>,
     /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
     /// (so that nothing they posted while large goes missing if they fall back under it).
-    large: RoaringBitmap,
+    large: Bits,
     feed_entries: usize,
     own_entries: usize,
+    /// Chunk bytes of every feed's and own list's buffer (capacities, not lengths).
+    list_bytes: usize,
     reposts: usize,
+}
+
+type Lists = ShardedMap<u32, Arc<VecDeque<u64>>>;
+
+/// Chunk bytes of a list's buffer.
+fn list_heap(list: &VecDeque<u64>) -> usize {
+    heap::buffer::<u64>(list.capacity())
+}
+
+/// The bytes counted for `user`'s list: taken before a change, since a list that a snapshot
+/// still shares is copied for it (a copy's buffer holds its length exactly).
+fn counted(lists: &Lists, user: u32) -> usize {
+    lists.get(&user).map_or(0, |l| list_heap(l))
 }
 
 /// Inserts `id` into an ascending list of at most `capacity` ids, dropping the oldest when
@@ -287,15 +301,16 @@ impl Timeline {
         self.options
     }
 
-    /// Bytes held (`O(1)`, slightly above the live data: capacities are counted).
+    /// Bytes held (`O(1)`): the allocator's chunks for the maps' tables, each list's `Arc`
+    /// and buffer (its capacity), and the large authors' bitmap (see [`crate::heap`]).
     pub fn memory(&self) -> usize {
         size_of::<Self>()
-            + self.records.capacity() * (size_of::<u64>() + size_of::<Record>() + 1)
-            + (self.feeds.capacity() + self.own.capacity()) * (4 + size_of::<usize>() + 1)
-            + (self.feeds.len() + self.own.len())
-                * (2 * size_of::<usize>() + size_of::<VecDeque<u64>>())
-            + (self.feed_entries + self.own_entries) * size_of::<u64>()
-            + self.large.serialized_size()
+            + self.records.heap_bytes()
+            + self.feeds.heap_bytes()
+            + self.own.heap_bytes()
+            + (self.feeds.len() + self.own.len()) * heap::arc::<VecDeque<u64>>()
+            + self.list_bytes
+            + self.large.heap_bytes()
     }
 
     pub fn stats(&self) -> Stats {
@@ -320,10 +335,21 @@ impl Timeline {
         }
     }
 
+    fn push_own(&mut self, author: u32, id: u64) {
+        let capacity = self.options.feed_capacity;
+        let before = counted(&self.own, author);
+        let own = self.own.value_or_default(author);
+        let (_, grown) = push_bounded(own, id, capacity);
+        self.list_bytes = self.list_bytes + list_heap(own) - before;
+        self.own_entries += grown;
+    }
+
     fn push_feed(&mut self, user: u32, id: u64) -> bool {
         let capacity = self.options.feed_capacity;
+        let before = counted(&self.feeds, user);
         let feed = self.feeds.value_or_default(user);
         let (added, grown) = push_bounded(feed, id, capacity);
+        self.list_bytes = self.list_bytes + list_heap(feed) - before;
         self.feed_entries += grown;
         added
     }
@@ -332,9 +358,7 @@ impl Timeline {
     fn publish_own(&mut self, graph: &FollowerMap, author: u32, id: u64) -> usize {
         // The graph may have grown without going through `followed`.
         self.reclassify(graph, author);
-        let capacity = self.options.feed_capacity;
-        let (_, grown) = push_bounded(self.own.value_or_default(author), id, capacity);
-        self.own_entries += grown;
+        self.push_own(author, id);
         usize::from(self.push_feed(author, id))
     }
 
@@ -374,9 +398,7 @@ impl Timeline {
     /// followers who live here).
     fn publish_local(&mut self, graph: &FollowerMap, author: u32, id: u64, local: Local) -> usize {
         self.reclassify(graph, author);
-        let capacity = self.options.feed_capacity;
-        let (_, grown) = push_bounded(self.own.value_or_default(author), id, capacity);
-        self.own_entries += grown;
+        self.push_own(author, id);
         let mut touched = 0;
         if local.author {
             touched += usize::from(self.push_feed(author, id));
@@ -451,8 +473,10 @@ impl Timeline {
 
     /// Removes `user`'s feed and returns its ids, ascending (for a handoff).
     pub fn take_feed(&mut self, user: u32) -> Option<Vec<u64>> {
+        let before = counted(&self.feeds, user);
         let feed = self.feeds.take(&user)?;
         self.feed_entries -= feed.len();
+        self.list_bytes -= before;
         Some(feed.into())
     }
 
@@ -680,6 +704,7 @@ impl Timeline {
     /// Removes `id` from `owner`'s own items (`O(log n)` to find, a shift of the shorter
     /// side to remove).
     fn drop_own(&mut self, owner: u32, id: u64) {
+        let before = counted(&self.own, owner);
         let Some(list) = self.own.value_mut(&owner) else {
             return;
         };
@@ -687,9 +712,11 @@ impl Timeline {
             list.remove(at);
             self.own_entries -= 1;
         }
+        let after = if list.is_empty() { 0 } else { list_heap(list) };
         if list.is_empty() {
             self.own.remove(&owner);
         }
+        self.list_bytes = self.list_bytes + after - before;
     }
 
     /// After `follower` followed `followee` in `graph`: backfills the followee's recent items
@@ -725,6 +752,7 @@ impl Timeline {
     fn install(&mut self, user: u32, ids: VecDeque<u64>) {
         let before = self.feeds.get(&user).map_or(0, |f| f.len());
         self.feed_entries = self.feed_entries + ids.len() - before;
+        self.list_bytes = self.list_bytes + list_heap(&ids) - counted(&self.feeds, user);
         self.feeds.insert(user, Arc::new(ids));
     }
 
@@ -752,6 +780,7 @@ impl Timeline {
                 self.install(follower, plan.result);
             }
             _ => {
+                let bytes = counted(&self.feeds, follower);
                 let Some(feed) = self.feeds.value_mut(&follower) else {
                     return;
                 };
@@ -759,6 +788,7 @@ impl Timeline {
                 let before = feed.len();
                 feed.retain(|id| source(records.get(id)) != Some(followee));
                 self.feed_entries -= before - feed.len();
+                self.list_bytes = self.list_bytes + list_heap(feed) - bytes;
             }
         }
     }
@@ -831,7 +861,7 @@ impl Timeline {
             sources.push(feed);
         }
         if let Some(following) = graph.following_of(user) {
-            for author in following & &self.large {
+            for author in following & &*self.large {
                 if let Some(own) = self.own.get(&author) {
                     sources.push(own);
                 }
@@ -1017,6 +1047,7 @@ impl Timeline {
                     }
                     list.push_back(id);
                 }
+                tl.list_bytes += list_heap(&list);
                 if own {
                     tl.own_entries += list.len();
                     tl.own.insert(user, Arc::new(list));
@@ -1026,7 +1057,7 @@ impl Timeline {
                 }
             }
         }
-        tl.large = get_bitmap(r)?;
+        tl.large = Bits::exact(get_bitmap(r)?);
         Ok(tl)
     }
 }
@@ -1039,6 +1070,82 @@ fn source(record: Option<&Record>) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_what_the_allocator_holds() {
+        use crate::testing::memory_within_10pct;
+        // 5,000 users following 20 others each (user 0 by everyone: large), posts, reposts,
+        // deletes, unfollows (cleanups), a handoff, and a snapshot alive during changes.
+        let mut graph = FollowerMap::new();
+        let mut state = 3u64;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) % n) as u32
+        };
+        for u in 1..5000u32 {
+            graph.follow(u, 0).unwrap();
+            for _ in 0..20 {
+                let v = next(5000);
+                if v != u {
+                    graph.follow(u, v).unwrap();
+                }
+            }
+        }
+        let ops: Vec<(u32, u32)> = (0..60_000).map(|_| (next(10), next(5000))).collect();
+        let run = |tl: &mut Timeline, graph: &mut FollowerMap| {
+            let mut snapshot = None;
+            for (i, &(op, u)) in ops.iter().enumerate() {
+                let id = i as u64 + 1;
+                match op {
+                    0..=5 => {
+                        tl.insert_post(graph, id, u).unwrap();
+                    }
+                    6 => {
+                        let _ = tl.insert_repost(graph, id, u, id / 2 + 1);
+                    }
+                    7 => {
+                        let _ = tl.delete_post(id / 3 + 1);
+                    }
+                    8 => {
+                        let v = (u * 7 + 1) % 5000;
+                        if graph.unfollow(u, v) {
+                            tl.unfollowed(u, v);
+                        } else if u != v && graph.follow(u, v).unwrap() {
+                            tl.followed(graph, u, v);
+                        }
+                    }
+                    _ => {
+                        if let Some(ids) = tl.take_feed(u) {
+                            tl.merge_feed(u, &ids);
+                        }
+                    }
+                }
+                if i % 20_000 == 0 {
+                    snapshot = Some(tl.clone()); // dropped at the next one, or the end
+                }
+            }
+            drop(snapshot);
+        };
+        let (tl, ratio) = memory_within_10pct(
+            "a timeline after 60,000 changes",
+            || {
+                let mut tl = Timeline::new(options(300, 1000));
+                run(&mut tl, &mut graph);
+                tl
+            },
+            Timeline::memory,
+        );
+        let mut bytes = Vec::new();
+        tl.put_payload(&mut bytes);
+        let (_, decoded) = memory_within_10pct(
+            "decoded",
+            || Timeline::get_payload(&mut Reader::new(&bytes)).unwrap(),
+            Timeline::memory,
+        );
+        eprintln!("memory()/allocated: built {ratio:.3}, decoded {decoded:.3}");
+    }
 
     fn options(feed_capacity: usize, fanout_limit: u64) -> Options {
         Options {

@@ -101,7 +101,9 @@ impl Member {
         };
         let folded = fold(name);
         let offline = status.name() == "offline";
-        let heap = 2 * size_of::<usize>() + size_of::<Member>() + folded.len() + term.heap_bytes();
+        // The member's `Arc`, its folded name and what its map owns (allocator chunks).
+        let heap =
+            crate::heap::arc::<Member>() + crate::heap::chunk(folded.len()) + term.heap_bytes();
         Ok(Member {
             term,
             id_at,
