@@ -28,7 +28,10 @@ defmodule FollowersBench do
         users = if count >= 10_000_000, do: 1_000_000, else: max(10, div(count, 10))
         list = Bench.power_law_edges(count, users)
         packed = Bench.pack_edges(list)
+        {rss_before, malloc_before} = {Bench.rss(), Strata.Native.runtime_malloc_in_use()}
         {strata_ms, map} = Bench.ms(fn -> FollowerMap.from_edges(packed) end)
+        rss_growth = Bench.rss() - rss_before
+        malloc_growth = Strata.Native.runtime_malloc_in_use() - malloc_before
         ets = EtsDataplane.new(10_000)
 
         {ets_ms, _} =
@@ -97,6 +100,16 @@ defmodule FollowersBench do
         top = FollowerMap.follower_count(map, celebrity)
 
         IO.puts("## #{count} edges over #{users} users (top author: #{top} followers)\n")
+
+        # What the C allocator handed out over the build and kept (exact: temporaries freed
+        # do not count), and the RSS growth (which memory freed by earlier sizes hides).
+        memory = FollowerMap.memory(map)
+
+        IO.puts(
+          "memory/1: #{memory} bytes = #{Float.round(memory / max(malloc_growth, 1), 3)}x " <>
+            "the allocator's growth over the build (#{malloc_growth} bytes); RSS grew " <>
+            "#{rss_growth} bytes (#{Float.round(memory / max(rss_growth, 1), 2)}x)\n"
+        )
 
         Bench.table(
           [

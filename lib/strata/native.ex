@@ -38,6 +38,7 @@ defmodule Strata.Native do
   # Runtime
   def runtime_memory, do: not_loaded()
   def runtime_noop(_term), do: not_loaded()
+  def runtime_malloc_in_use, do: not_loaded()
   def runtime_check_term(_term, _name), do: not_loaded()
   def runtime_check_term_dirty(_term, _name), do: not_loaded()
 
@@ -120,8 +121,9 @@ defmodule Strata.Native do
 
   # Timeline
   def timeline_new(_map, _feed_capacity, _fanout_limit, _backfill), do: not_loaded()
-  def timeline_insert_post(_tl, _post, _author), do: not_loaded()
-  def timeline_insert_post_dirty(_tl, _post, _author), do: not_loaded()
+  def timeline_insert_post(_tl, _post, _author, _kind), do: not_loaded()
+  def timeline_insert_post_dirty(_tl, _post, _author, _kind), do: not_loaded()
+  def timeline_relate(_tl, _relation, _user, _other, _on), do: not_loaded()
   def timeline_insert_repost(_tl, _repost, _reposter, _post), do: not_loaded()
   def timeline_insert_repost_dirty(_tl, _repost, _reposter, _post), do: not_loaded()
   def timeline_delete_post(_tl, _post), do: not_loaded()
@@ -130,7 +132,11 @@ defmodule Strata.Native do
   def timeline_follow_dirty(_tl, _follower, _followee), do: not_loaded()
   def timeline_unfollow(_tl, _follower, _followee), do: not_loaded()
   def timeline_unfollow_dirty(_tl, _follower, _followee), do: not_loaded()
-  def timeline_read(_tl, _user, _before, _limit), do: not_loaded()
+  def timeline_read(_tl, _user, _before, _limit, _filter), do: not_loaded()
+  def timeline_author_feed(_tl, _author, _before, _limit, _filter), do: not_loaded()
+  def timeline_list_feed(_tl, _members, _before, _limit, _filter), do: not_loaded()
+  def timeline_list_feed_dirty(_tl, _members, _before, _limit, _filter), do: not_loaded()
+
   def timeline_info(_tl), do: not_loaded()
   def timeline_dump(_tl), do: not_loaded()
   def timeline_load(_bytes), do: not_loaded()

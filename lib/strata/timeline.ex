@@ -82,8 +82,26 @@ defmodule Strata.Timeline do
           journal: reference() | nil
         }
 
-  @typedoc "A timeline item."
-  @type item :: non_neg_integer() | {:repost, non_neg_integer(), FollowerMap.user()}
+  @typedoc """
+  A timeline item: a plain post's id, or `{:repost, post_id, reposter_id}`; for a reply or a
+  quote (or a repost of one), `{:post, post_id, kind}` or `{:repost, post_id, reposter_id,
+  kind}`. See `reply?/1`, `repost?/1`, `quote?/1`.
+  """
+  @type item ::
+          non_neg_integer()
+          | {:repost, non_neg_integer(), FollowerMap.user()}
+          | {:post, non_neg_integer(), kind()}
+          | {:repost, non_neg_integer(), FollowerMap.user(), kind()}
+
+  @typedoc """
+  What a post is besides a post: `reply` is `{parent_id, parent_author, root_id,
+  root_author}` for a reply, `quote_of` the quoted post's id for a quote.
+  """
+  @type kind :: %{
+          reply:
+            nil | {non_neg_integer(), FollowerMap.user(), non_neg_integer(), FollowerMap.user()},
+          quote_of: nil | non_neg_integer()
+        }
 
   @typedoc "An opaque page cursor."
   @type cursor :: String.t()
@@ -172,12 +190,37 @@ defmodule Strata.Timeline do
   @doc """
   Records a post and pushes it into the feeds of its author and, unless the author is large,
   every follower. Returns how many feeds it entered, or `{:error, :duplicate_id}`.
+
+  ## Options
+
+    * `:reply_to` - `{parent_id, parent_author, root_id, root_author}`: the post is a reply
+      to `parent_id` in the thread that `root_id` began (for a reply to a thread's first
+      post, the parent and the root are the same). The parent need not be recorded here.
+    * `:quote_of` - the id of the post this one quotes.
+
+  A reply enters the same feeds as any post; which readers see it is decided at read time
+  (see `get_timeline/3`).
+
+      iex> tl = Strata.Timeline.new()
+      iex> Strata.Timeline.insert_post(tl, 1, 10)
+      1
+      iex> Strata.Timeline.insert_post(tl, 2, 11, reply_to: {1, 10, 1, 10}, quote_of: 1)
+      1
+      iex> Strata.Timeline.author_feed(tl, 11)
+      {[{:post, 2, %{reply: {1, 10, 1, 10}, quote_of: 1}}], nil}
   """
-  @spec insert_post(t(), non_neg_integer(), FollowerMap.user()) ::
+  @spec insert_post(t(), non_neg_integer(), FollowerMap.user(), keyword()) ::
           non_neg_integer() | {:error, :duplicate_id}
-  def insert_post(tl, post_id, author_id) do
+  def insert_post(tl, post_id, author_id, opts \\ []) do
+    opts = Strata.Options.validate!(opts, reply_to: nil, quote_of: nil)
+
+    kind =
+      if opts[:reply_to] == nil and opts[:quote_of] == nil,
+        do: nil,
+        else: {opts[:reply_to], opts[:quote_of]}
+
     began = System.monotonic_time()
-    result = Native.timeline_insert_post(tl, post_id, author_id)
+    result = Native.timeline_insert_post(tl, post_id, author_id, kind)
     fanned_out(tl, began, author_id, post_id, result)
     Durable.ack!(tl)
     result
@@ -251,6 +294,25 @@ defmodule Strata.Timeline do
     * `:limit` - items per page (default 50, from 1 to 100; a page of none could not
       tell "no more items" from "none asked for").
     * `:cursor` - the cursor of the previous page.
+    * `:exclude_replies`, `:exclude_reposts`, `:exclude_quotes` - leave out replies,
+      reposts, quotes (a repost of a reply is a reply here, and so on). Default `false`.
+    * `:since` - a cursor: only items newer than the item it names (the "new posts" poll).
+      Keep the cursor of a `limit: 1` read made before reading the first page: the next
+      poll with it returns everything that arrived since (an item may come twice, never
+      not at all).
+
+  What a user sees (all of it decided when the page is read, from the graph, mutes and
+  blocks at that moment, so a later follow, unfollow, mute or block changes the next read):
+
+    * Not the posts or reposts of users they mute, nor of users they block or who block
+      them, nor replies whose parent's or root's author blocks them or is blocked by them.
+    * A reply only if it continues its author's own thread (parent and root by the reply's
+      author), or the user is, or follows, one of the other authors above it (the
+      parent's or the root's) - Bluesky's Following feed. A reply reaches the feeds of
+      its author's followers when posted; one hidden by this rule appears in a later read
+      once the user follows the parent's or root's author (while it is still in the feed),
+      and hides again on unfollowing them. A repost of a reply is shown (the user follows
+      the reposter).
 
   A malformed cursor gives `{:error, :invalid_cursor}`. An unknown user has an empty
   timeline.
@@ -261,17 +323,157 @@ defmodule Strata.Timeline do
   @spec get_timeline(t(), FollowerMap.user(), keyword()) ::
           {[item()], cursor() | nil} | {:error, :invalid_cursor}
   def get_timeline(tl, user_id, opts \\ []) do
-    opts = Strata.Options.validate!(opts, limit: 50, cursor: nil)
+    with {:ok, before, limit, filter} <- read_options(opts, []) do
+      {items, next} = Native.timeline_read(tl, user_id, before, limit, filter)
+      {items, next && encode_cursor(next)}
+    end
+  end
+
+  @doc """
+  A page of `author`'s own posts and reposts, newest first (Bluesky's author feed):
+  `{items, cursor}`. Takes the options of `get_timeline/3` (without its reply rule) and
+  `:viewer`: a user whose mutes and blocks apply.
+
+      iex> tl = Strata.Timeline.new()
+      iex> Strata.Timeline.insert_post(tl, 1, 7)
+      iex> Strata.Timeline.insert_post(tl, 2, 7, reply_to: {1, 7, 1, 7})
+      iex> Strata.Timeline.author_feed(tl, 7, exclude_replies: true)
+      {[1], nil}
+  """
+  @spec author_feed(t(), FollowerMap.user(), keyword()) ::
+          {[item()], cursor() | nil} | {:error, :invalid_cursor}
+  def author_feed(tl, author_id, opts \\ []) do
+    with {:ok, before, limit, filter} <- read_options(opts, viewer: nil) do
+      {items, next} = Native.timeline_author_feed(tl, author_id, before, limit, filter)
+      {items, next && encode_cursor(next)}
+    end
+  end
+
+  @doc """
+  A page of the posts and reposts of `members` (at most 10,000 users), newest first (a
+  Bluesky list feed): `{items, cursor}`. Options as `author_feed/3`.
+
+      iex> tl = Strata.Timeline.new()
+      iex> for {id, author} <- [{1, 7}, {2, 8}, {3, 9}], do: Strata.Timeline.insert_post(tl, id, author)
+      iex> Strata.Timeline.list_feed(tl, [7, 9])
+      {[3, 1], nil}
+  """
+  @spec list_feed(t(), [FollowerMap.user()], keyword()) ::
+          {[item()], cursor() | nil} | {:error, :invalid_cursor}
+  def list_feed(tl, members, opts \\ []) do
+    unless is_list(members) do
+      raise ArgumentError,
+            "argument members: expected a list of user ids, got: #{inspect(members)}"
+    end
+
+    with {:ok, before, limit, filter} <- read_options(opts, viewer: nil) do
+      {items, next} = Native.timeline_list_feed(tl, members, before, limit, filter)
+      {items, next && encode_cursor(next)}
+    end
+  end
+
+  @read_defaults [
+    limit: 50,
+    cursor: nil,
+    since: nil,
+    exclude_replies: false,
+    exclude_reposts: false,
+    exclude_quotes: false
+  ]
+
+  defp read_options(opts, extra) do
+    opts = Strata.Options.validate!(opts, @read_defaults ++ extra)
     limit = opts[:limit]
 
     unless is_integer(limit) and limit in 1..100 do
       raise ArgumentError, "option :limit: expected an integer in 1..100, got: #{inspect(limit)}"
     end
 
-    with {:ok, before} <- decode_cursor(opts[:cursor]) do
-      {items, next} = Native.timeline_read(tl, user_id, before, opts[:limit])
-      {items, next && encode_cursor(next)}
+    flags =
+      for key <- [:exclude_replies, :exclude_reposts, :exclude_quotes],
+          do: Strata.Options.boolean!(opts[key], key)
+
+    with {:ok, before} <- decode_cursor(opts[:cursor]),
+         {:ok, since} <- decode_cursor(opts[:since]) do
+      {:ok, before, limit, List.to_tuple(flags ++ [since, opts[:viewer]])}
     end
+  end
+
+  @doc """
+  A cursor naming the item with this id (a post's or a repost's): for `:cursor` (items
+  older than it) or `:since` (items newer).
+
+      iex> Strata.Timeline.cursor(1001)
+      "AAAAAAAAA-k"
+  """
+  @spec cursor(non_neg_integer()) :: cursor()
+  def cursor(id) when is_integer(id) and id >= 0 and id < 0x1_0000_0000_0000_0000,
+    do: encode_cursor(id)
+
+  def cursor(id),
+    do: raise(ArgumentError, "argument id: expected an item id, got: #{inspect(id)}")
+
+  @doc "Whether an item is a reply (a repost of a reply is one)."
+  @spec reply?(item()) :: boolean()
+  def reply?(item), do: match?(%{reply: {_, _, _, _}}, kind(item))
+
+  @doc "Whether an item is a quote (a repost of a quote is one)."
+  @spec quote?(item()) :: boolean()
+  def quote?(item), do: match?(%{quote_of: id} when is_integer(id), kind(item))
+
+  @doc """
+  Whether an item is a repost.
+
+      iex> Strata.Timeline.repost?({:repost, 1, 2})
+      true
+      iex> Strata.Timeline.repost?(1)
+      false
+  """
+  @spec repost?(item()) :: boolean()
+  def repost?(item), do: is_tuple(item) and elem(item, 0) == :repost
+
+  defp kind({:post, _, kind}), do: kind
+  defp kind({:repost, _, _, kind}), do: kind
+  defp kind(_item), do: nil
+
+  @doc """
+  `user` mutes `other`: their posts and reposts leave `user`'s reads. `:ok`, or `:already`.
+  Journaled when the timeline is durable.
+
+      iex> tl = Strata.Timeline.new()
+      iex> Strata.Timeline.follow(tl, 1, 2)
+      iex> Strata.Timeline.insert_post(tl, 10, 2)
+      iex> Strata.Timeline.mute(tl, 1, 2)
+      :ok
+      iex> Strata.Timeline.get_timeline(tl, 1)
+      {[], nil}
+      iex> Strata.Timeline.unmute(tl, 1, 2)
+      :ok
+      iex> Strata.Timeline.get_timeline(tl, 1)
+      {[10], nil}
+  """
+  @spec mute(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
+  def mute(tl, user, other), do: relate(tl, :mute, user, other, true, :already)
+
+  @doc "`user` no longer mutes `other`: `:ok`, or `:not_muted`."
+  @spec unmute(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_muted
+  def unmute(tl, user, other), do: relate(tl, :mute, user, other, false, :not_muted)
+
+  @doc """
+  `blocker` blocks `user`: each stops seeing the other's posts and reposts, and `user` the
+  replies in threads `blocker` began or is answered in. `:ok`, or `:already`.
+  """
+  @spec block(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
+  def block(tl, blocker, user), do: relate(tl, :block, blocker, user, true, :already)
+
+  @doc "`blocker` no longer blocks `user`: `:ok`, or `:not_blocked`."
+  @spec unblock(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_blocked
+  def unblock(tl, blocker, user), do: relate(tl, :block, blocker, user, false, :not_blocked)
+
+  defp relate(tl, relation, user, other, on, unchanged) do
+    if tl |> Native.timeline_relate(relation, user, other, on) |> acked(tl),
+      do: :ok,
+      else: unchanged
   end
 
   defp encode_cursor(id), do: Base.url_encode64(<<id::unsigned-64>>, padding: false)

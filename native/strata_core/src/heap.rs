@@ -8,6 +8,9 @@
 
 use std::mem::{align_of, size_of};
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub use libc::mallinfo2;
+
 /// The bytes malloc holds for a request of `bytes` (none for none).
 pub const fn chunk(bytes: usize) -> usize {
     if bytes == 0 {

@@ -22,7 +22,7 @@ use crate::interner::{InternError, Interner};
 use crate::member_list::{Changes, Layout, Member, MemberList, Mutation};
 use crate::sorted_set::SortedSet;
 use crate::term::Term;
-use crate::timeline::{FeedPlan, Local, Timeline, TimelineError};
+use crate::timeline::{FeedPlan, Local, PostKind, Relation, Timeline, TimelineError};
 
 /// An op's bytes in a journal record (each op's `decode` reads them back).
 pub trait Encode {
@@ -271,6 +271,9 @@ mod timeline_tag {
     pub const BEGIN_REPOST: u8 = 13;
     pub const FAN_OUT: u8 = 14;
     pub const FINISH: u8 = 15;
+    pub const POST_KIND: u8 = 16;
+    pub const BEGIN_POST_KIND: u8 = 17;
+    pub const RELATE: u8 = 18;
 }
 
 /// The part of a post's fan-out one node of a cluster makes (see [`Local`]).
@@ -340,6 +343,12 @@ pub enum FeedOp<'a> {
     DeliverPost(u64, u32, Delivery<'a>),
     /// One node's part of a repost's fan-out: `(repost, reposter, post, delivery)`.
     DeliverRepost(u64, u32, u64, Delivery<'a>),
+    /// `(post, author, kind)`: a reply or a quote, as `Post`.
+    PostKind(u64, u32, PostKind),
+    /// `(post, author, kind)`: as `BeginPost`.
+    BeginPostKind(u64, u32, PostKind),
+    /// `(relation, user, other, on)`: `user` mutes or blocks `other`, or stops.
+    Relate(Relation, u32, u32, bool),
     /// Feeds handed off to another node.
     DropFeeds(Cow<'a, [u32]>),
     /// A feed handed over from another node.
@@ -420,6 +429,23 @@ impl Encode for FeedOp<'_> {
                 out.put_u64(*post);
                 delivery.put(out);
             }
+            FeedOp::PostKind(id, author, kind) | FeedOp::BeginPostKind(id, author, kind) => {
+                let tag = if matches!(self, FeedOp::PostKind(..)) {
+                    t::POST_KIND
+                } else {
+                    t::BEGIN_POST_KIND
+                };
+                out.put_u8(tag);
+                out.put_u64(*id);
+                out.put_u32(*author);
+                kind.encode(out);
+            }
+            &FeedOp::Relate(relation, user, other, on) => {
+                out.put_u8(t::RELATE);
+                out.put_u8(u8::from(relation == Relation::Block) << 1 | u8::from(on));
+                out.put_u32(user);
+                out.put_u32(other);
+            }
             FeedOp::DropFeeds(users) => {
                 out.put_u8(t::DROP_FEEDS);
                 put_users(out, users);
@@ -454,6 +480,11 @@ impl FeedOp<'_> {
             FeedOp::DeliverPost(id, author, d) => tl.deliver_post(graph, id, author, d.local()),
             FeedOp::DeliverRepost(id, reposter, post, d) => {
                 tl.deliver_repost(graph, id, reposter, post, d.local())
+            }
+            FeedOp::PostKind(id, author, kind) => tl.insert_post_kind(graph, id, author, kind),
+            FeedOp::BeginPostKind(id, author, kind) => tl.begin_post_kind(graph, id, author, kind),
+            FeedOp::Relate(relation, user, other, on) => {
+                Ok(usize::from(tl.relate(relation, user, other, on)))
             }
             FeedOp::DropFeeds(users) => {
                 for &user in users.iter() {
@@ -552,6 +583,23 @@ impl TimelineOp<'_> {
                 t::DELIVER_REPOST => {
                     let (id, reposter, post) = (r.u64()?, r.u32()?, r.u64()?);
                     FeedOp::DeliverRepost(id, reposter, post, Delivery::get(r)?)
+                }
+                t::POST_KIND => FeedOp::PostKind(r.u64()?, r.u32()?, PostKind::decode(r)?),
+                t::BEGIN_POST_KIND => {
+                    FeedOp::BeginPostKind(r.u64()?, r.u32()?, PostKind::decode(r)?)
+                }
+                t::RELATE => {
+                    let flags = r.u8()?;
+                    if flags > 3 {
+                        return invalid(format!("relation flags {flags}"));
+                    }
+                    let relation = if flags & 2 == 2 {
+                        Relation::Block
+                    } else {
+                        Relation::Mute
+                    };
+                    let (user, other) = (r.u32()?, r.u32()?);
+                    FeedOp::Relate(relation, user, other, flags & 1 == 1)
                 }
                 t::DROP_FEEDS => FeedOp::DropFeeds(Cow::Owned(get_users(r)?)),
                 t::MERGE_FEED => {

@@ -266,6 +266,7 @@ mod tests {
     use super::*;
     use crate::op::Encode;
     use crate::term::Term;
+    use crate::timeline::{PostKind, Relation, Reply};
     use proptest::prelude::*;
 
     fn set_of(items: &[i64], bucket: usize) -> SortedSet {
@@ -352,6 +353,19 @@ mod tests {
         state.apply(op);
     }
 
+    /// A reply to `parent` (by `author`), in a thread rooted at `parent`.
+    fn reply(parent: u64, author: u32) -> PostKind {
+        PostKind {
+            reply: Some(Reply {
+                parent,
+                parent_author: author,
+                root: parent,
+                root_author: author,
+            }),
+            quote_of: None,
+        }
+    }
+
     fn page(state: &TimelineState, user: u32) -> Vec<crate::timeline::Item> {
         state.timeline.read(&state.graph, user, None, 100).0
     }
@@ -363,7 +377,7 @@ mod tests {
         #[test]
         fn sliced_fan_outs_replay_exactly_and_show_only_when_finished(
             slice in 1usize..9,
-            between in prop::collection::vec((0u8..5, 1u32..40, 0u32..40), 0..40),
+            between in prop::collection::vec((0u8..8, 1u32..40, 0u32..40), 0..40),
         ) {
             let mut live = star(6);
             let base = live.dump();
@@ -384,7 +398,10 @@ mod tests {
                         1 => TimelineOp::Edge(EdgeOp::Unfollow(a, 0)),
                         2 => TimelineOp::Feed(FeedOp::Post(600 + u64::from(a), b)),
                         3 => TimelineOp::Feed(FeedOp::DeletePost(100 + u64::from(a % 6))),
-                        _ => TimelineOp::Feed(FeedOp::DropFeeds(vec![a].into())),
+                        4 => TimelineOp::Feed(FeedOp::DropFeeds(vec![a].into())),
+                        5 => TimelineOp::Feed(FeedOp::PostKind(700 + u64::from(a), b, reply(100, 0))),
+                        6 => TimelineOp::Feed(FeedOp::Relate(Relation::Block, a, b, a % 3 != 0)),
+                        _ => TimelineOp::Feed(FeedOp::Relate(Relation::Mute, a, b, a % 3 != 0)),
                     };
                     run(&mut live, &mut log, op);
                 }
@@ -531,9 +548,24 @@ mod tests {
             }
             for (id, &(author, delete)) in posts.iter().enumerate() {
                 let id = id as u64 * 3;
-                state.timeline.insert_post(&state.graph, id, author).unwrap();
+                // Replies and quotes among them (their kinds are written with the records).
+                let kind = match id % 4 {
+                    1 => reply(id / 2, author / 2),
+                    2 => PostKind { reply: None, quote_of: Some(id / 3) },
+                    3 => PostKind { quote_of: Some(1), ..reply(7, 3) },
+                    _ => PostKind::default(),
+                };
+                state.timeline.insert_post_kind(&state.graph, id, author, kind).unwrap();
                 if delete {
                     state.timeline.delete_post(id).unwrap();
+                }
+            }
+            for &(a, b) in &edges {
+                if (a + b) % 5 == 0 {
+                    state.timeline.relate(Relation::Mute, a, b, true);
+                }
+                if (a * b) % 7 == 1 {
+                    state.timeline.relate(Relation::Block, b, a, true);
                 }
             }
             // Reposts with ids below their posts' (ids are any u64).

@@ -27,6 +27,99 @@ pub enum Item {
     Repost(u64, u64, u32),
 }
 
+/// A reply's place in its thread: the post it answers and the thread's first post, with
+/// their authors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub parent: u64,
+    pub parent_author: u32,
+    pub root: u64,
+    pub root_author: u32,
+}
+
+/// What a post is besides a post: a reply, a quote of another post, both, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PostKind {
+    pub reply: Option<Reply>,
+    pub quote_of: Option<u64>,
+}
+
+impl PostKind {
+    pub fn is_plain(&self) -> bool {
+        self.reply.is_none() && self.quote_of.is_none()
+    }
+
+    /// Bytes of the kind as written in a snapshot or journal record (after its flag byte).
+    fn put(&self, out: &mut Vec<u8>) {
+        if let Some(r) = self.reply {
+            out.put_u64(r.parent);
+            out.put_u32(r.parent_author);
+            out.put_u64(r.root);
+            out.put_u32(r.root_author);
+        }
+        if let Some(q) = self.quote_of {
+            out.put_u64(q);
+        }
+    }
+
+    /// The flag bits of [`PostKind::put`]: 1 a reply, 2 a quote.
+    fn flags(&self) -> u8 {
+        u8::from(self.reply.is_some()) | u8::from(self.quote_of.is_some()) << 1
+    }
+
+    fn get(flags: u8, r: &mut Reader) -> Result<PostKind, DecodeError> {
+        if flags & !3 != 0 {
+            return invalid(format!("post kind flags {flags}"));
+        }
+        let reply = if flags & 1 == 1 {
+            Some(Reply {
+                parent: r.u64()?,
+                parent_author: r.u32()?,
+                root: r.u64()?,
+                root_author: r.u32()?,
+            })
+        } else {
+            None
+        };
+        let quote_of = if flags & 2 == 2 { Some(r.u64()?) } else { None };
+        Ok(PostKind { reply, quote_of })
+    }
+
+    /// Writes the kind with its flag byte first.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.put_u8(self.flags());
+        self.put(out);
+    }
+
+    /// Reads what [`PostKind::encode`] wrote.
+    pub fn decode(r: &mut Reader) -> Result<PostKind, DecodeError> {
+        let flags = r.u8()?;
+        PostKind::get(flags, r)
+    }
+}
+
+/// Which items a read returns, beyond being visible (see [`Timeline::read_filtered`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filter {
+    pub exclude_replies: bool,
+    pub exclude_reposts: bool,
+    pub exclude_quotes: bool,
+    /// Only items with ids above this one.
+    pub since: Option<u64>,
+    /// Whose read it is: that user's mutes and the blocks between them and the items'
+    /// authors apply.
+    pub viewer: Option<u32>,
+    /// The home timeline's reply rule (see [`Timeline::read_filtered`]).
+    pub reply_rule: bool,
+}
+
+/// A mute or a block between two users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relation {
+    Mute,
+    Block,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Record {
     Post {
@@ -133,6 +226,13 @@ pub struct Timeline {
     /// Authors whose follower count has passed `fanout_limit`: once large, always fanned in
     /// (so that nothing they posted while large goes missing if they fall back under it).
     large: Bits,
+    /// The kinds of the posts that are replies or quotes (plain posts have none).
+    kinds: ShardedMap<u64, PostKind>,
+    /// Whom each user mutes, and whom each user blocks.
+    mutes: ShardedMap<u32, Arc<Bits>>,
+    blocks: ShardedMap<u32, Arc<Bits>>,
+    /// Chunk bytes of the mute and block bitmaps.
+    relation_bytes: usize,
     feed_entries: usize,
     own_entries: usize,
     /// Chunk bytes of every feed's and own list's buffer (capacities, not lengths).
@@ -311,6 +411,11 @@ impl Timeline {
             + (self.feeds.len() + self.own.len()) * heap::arc::<VecDeque<u64>>()
             + self.list_bytes
             + self.large.heap_bytes()
+            + self.kinds.heap_bytes()
+            + self.mutes.heap_bytes()
+            + self.blocks.heap_bytes()
+            + (self.mutes.len() + self.blocks.len()) * heap::arc::<Bits>()
+            + self.relation_bytes
     }
 
     pub fn stats(&self) -> Stats {
@@ -536,6 +641,88 @@ impl Timeline {
         author: u32,
     ) -> Result<usize, TimelineError> {
         self.add_post(graph, post, author, true)
+    }
+
+    /// [`Timeline::insert_post`] of a reply or a quote: the kind is recorded with the post
+    /// (a plain kind records nothing).
+    pub fn insert_post_kind(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+        kind: PostKind,
+    ) -> Result<usize, TimelineError> {
+        self.record_kind(post, kind)?;
+        self.add_post(graph, post, author, false)
+    }
+
+    /// [`Timeline::begin_post`] of a reply or a quote.
+    pub fn begin_post_kind(
+        &mut self,
+        graph: &FollowerMap,
+        post: u64,
+        author: u32,
+        kind: PostKind,
+    ) -> Result<usize, TimelineError> {
+        self.record_kind(post, kind)?;
+        self.add_post(graph, post, author, true)
+    }
+
+    fn record_kind(&mut self, post: u64, kind: PostKind) -> Result<(), TimelineError> {
+        if self.records.contains_key(&post) {
+            return Err(TimelineError::DuplicateId(post));
+        }
+        if !kind.is_plain() {
+            self.kinds.insert(post, kind);
+        }
+        Ok(())
+    }
+
+    /// The kind of a post (plain for an unknown id).
+    pub fn kind(&self, post: u64) -> PostKind {
+        self.kinds.get(&post).copied().unwrap_or_default()
+    }
+
+    /// `user` mutes or blocks `other` (`Relation`), or (`on == false`) no longer does;
+    /// whether that changed anything.
+    pub fn relate(&mut self, relation: Relation, user: u32, other: u32, on: bool) -> bool {
+        let map = match relation {
+            Relation::Mute => &mut self.mutes,
+            Relation::Block => &mut self.blocks,
+        };
+        let before = map.get(&user).map_or(0, |b| b.heap_bytes());
+        let changed = if on {
+            map.value_or_default(user).insert(other)
+        } else {
+            match map.value_mut(&user) {
+                Some(bits) => bits.remove(other),
+                None => return false,
+            }
+        };
+        let after = match map.get(&user) {
+            Some(bits) if bits.is_empty() => {
+                map.remove(&user);
+                0
+            }
+            Some(bits) => bits.heap_bytes(),
+            None => 0,
+        };
+        self.relation_bytes = self.relation_bytes + after - before;
+        changed
+    }
+
+    /// Whether `user` mutes or blocks (`relation`) `other`.
+    pub fn relates(&self, relation: Relation, user: u32, other: u32) -> bool {
+        let map = match relation {
+            Relation::Mute => &self.mutes,
+            Relation::Block => &self.blocks,
+        };
+        map.get(&user).is_some_and(|b| b.contains(other))
+    }
+
+    /// Whether either user blocks the other.
+    fn blocked(&self, a: u32, b: u32) -> bool {
+        self.relates(Relation::Block, a, b) || self.relates(Relation::Block, b, a)
     }
 
     /// [`Timeline::begin_post`] for a repost.
@@ -849,13 +1036,30 @@ impl Timeline {
         before: Option<u64>,
         limit: usize,
     ) -> (Vec<Item>, Option<u64>) {
-        let below = |list: &VecDeque<u64>| -> usize {
-            match before {
-                None => list.len(),
-                Some(b) => list.partition_point(|&id| id < b),
-            }
+        let filter = Filter {
+            viewer: Some(user),
+            reply_rule: true,
+            ..Filter::default()
         };
-        // Each source list, and how many of its ids (from the front) are still to be read.
+        self.read_filtered(graph, user, before, limit, &filter)
+    }
+
+    /// [`Timeline::read`] through `filter`, which also drops, for its viewer: items whose
+    /// author or reposter the viewer mutes; items whose author, reposter, or (for a reply)
+    /// parent's or root's author blocks the viewer or is blocked by them; and, with the reply
+    /// rule, replies unless they continue their author's own thread (parent and root by the
+    /// same author) or the viewer is, or follows, an author above them other than the
+    /// reply's own (the parent's or the root's). Reposts of replies are not subject to the
+    /// reply rule (the reposter is who the viewer follows). All of it is decided when the
+    /// page is read, from the graph and the mutes and blocks at that moment.
+    pub fn read_filtered(
+        &self,
+        graph: &FollowerMap,
+        user: u32,
+        before: Option<u64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> (Vec<Item>, Option<u64>) {
         let mut sources: Vec<&VecDeque<u64>> = Vec::new();
         if let Some(feed) = self.feeds.get(&user) {
             sources.push(feed);
@@ -867,6 +1071,99 @@ impl Timeline {
                 }
             }
         }
+        self.merge(graph, &sources, before, limit, filter)
+    }
+
+    /// `author`'s own posts and reposts, newest first, through `filter` (Bluesky's author
+    /// feed), paged as [`Timeline::read`].
+    pub fn author_feed(
+        &self,
+        graph: &FollowerMap,
+        author: u32,
+        before: Option<u64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> (Vec<Item>, Option<u64>) {
+        let sources: Vec<&VecDeque<u64>> =
+            self.own.get(&author).map(|l| &**l).into_iter().collect();
+        self.merge(graph, &sources, before, limit, filter)
+    }
+
+    /// The posts and reposts of `members`, newest first, through `filter` (a list feed),
+    /// paged as [`Timeline::read`].
+    pub fn list_feed(
+        &self,
+        graph: &FollowerMap,
+        members: &[u32],
+        before: Option<u64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> (Vec<Item>, Option<u64>) {
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        members.dedup();
+        let sources: Vec<&VecDeque<u64>> = members
+            .iter()
+            .filter_map(|m| self.own.get(m).map(|l| &**l))
+            .collect();
+        self.merge(graph, &sources, before, limit, filter)
+    }
+
+    /// Whether `filter` lets the visible `item` through.
+    fn passes(&self, graph: &FollowerMap, item: &Item, filter: &Filter) -> bool {
+        let (post, reposter) = match *item {
+            Item::Post(post) => (post, None),
+            Item::Repost(_, post, reposter) => (post, Some(reposter)),
+        };
+        if filter.exclude_reposts && reposter.is_some() {
+            return false;
+        }
+        let kind = self.kind(post);
+        if (filter.exclude_replies && kind.reply.is_some())
+            || (filter.exclude_quotes && kind.quote_of.is_some())
+        {
+            return false;
+        }
+        let Some(viewer) = filter.viewer else {
+            return true;
+        };
+        let author = source(self.records.get(&post)).unwrap_or(u32::MAX);
+        let people = [Some(author), reposter];
+        let thread = kind.reply.map(|r| [r.parent_author, r.root_author]);
+        if people
+            .iter()
+            .flatten()
+            .any(|&u| self.relates(Relation::Mute, viewer, u) || self.blocked(viewer, u))
+            || thread.iter().flatten().any(|&u| self.blocked(viewer, u))
+        {
+            return false;
+        }
+        if let (true, None, Some(thread)) = (filter.reply_rule, reposter, thread) {
+            let mut others = thread.iter().filter(|&&u| u != author).peekable();
+            if others.peek().is_some() && !others.any(|&u| u == viewer || graph.follows(viewer, u))
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Up to `limit` items of the merged `sources` (ascending id lists) below `before`,
+    /// newest first, visible and through `filter`; and the cursor of the next page.
+    fn merge(
+        &self,
+        graph: &FollowerMap,
+        sources: &[&VecDeque<u64>],
+        before: Option<u64>,
+        limit: usize,
+        filter: &Filter,
+    ) -> (Vec<Item>, Option<u64>) {
+        let below = |list: &VecDeque<u64>| -> usize {
+            match before {
+                None => list.len(),
+                Some(b) => list.partition_point(|&id| id < b),
+            }
+        };
         // (next id, source, its index): the newest unread id of each source on top.
         let mut heap = std::collections::BinaryHeap::with_capacity(sources.len());
         for (k, list) in sources.iter().enumerate() {
@@ -875,12 +1172,21 @@ impl Timeline {
                 heap.push((list[pos - 1], k, pos - 1));
             }
         }
+        let since = filter.since;
         let pop = |heap: &mut std::collections::BinaryHeap<(u64, usize, usize)>| {
             let (id, k, at) = heap.pop()?;
+            if since.is_some_and(|s| id <= s) {
+                heap.clear(); // newest first: everything after is as old
+                return None;
+            }
             if at > 0 {
                 heap.push((sources[k][at - 1], k, at - 1));
             }
             Some(id)
+        };
+        let shown = |id: u64| {
+            self.visible(id)
+                .filter(|item| self.passes(graph, item, filter))
         };
         let mut items = Vec::with_capacity(limit);
         let mut last: Option<u64> = None;
@@ -898,7 +1204,7 @@ impl Timeline {
                 continue; // the same item from two sources
             }
             last = Some(id);
-            if let Some(item) = self.visible(id) {
+            if let Some(item) = shown(id) {
                 items.push(item);
             }
         }
@@ -908,7 +1214,7 @@ impl Timeline {
             match pop(&mut heap) {
                 None => return (items, None),
                 Some(id) if Some(id) == last => {}
-                Some(id) if self.visible(id).is_some() => return (items, next),
+                Some(id) if shown(id).is_some() => return (items, next),
                 Some(id) => last = Some(id),
             }
             work += 1;
@@ -939,8 +1245,13 @@ impl Timeline {
                     deleted,
                     pending,
                 }) => {
-                    out.put_u8(flags(deleted, pending));
+                    // Bit 3: a kind follows (its flag byte, then its fields).
+                    let kind = self.kind(id);
+                    out.put_u8(flags(deleted, pending) | u8::from(!kind.is_plain()) << 3);
                     out.put_u32(author);
+                    if !kind.is_plain() {
+                        kind.encode(out);
+                    }
                 }
                 Some(&Record::Repost {
                     post,
@@ -968,6 +1279,18 @@ impl Timeline {
             }
         }
         put_bitmap(out, &self.large);
+        // Mutes, then blocks: users ascending, each with a bitmap (absent from snapshots
+        // written before there were any: they end after the large authors).
+        for map in [&self.mutes, &self.blocks] {
+            let users = map.sorted_keys();
+            out.put_varint(users.len() as u64);
+            for user in users {
+                out.put_u32(user);
+                if let Some(bits) = map.get(&user) {
+                    put_bitmap(out, bits);
+                }
+            }
+        }
     }
 
     /// Reads what [`Timeline::put_payload`] wrote, checking that ids ascend and are unique,
@@ -994,11 +1317,21 @@ impl Timeline {
             let tag = r.u8()?;
             let (deleted, pending) = (tag & 1 == 1, tag & 4 == 4);
             let record = match tag & !5 {
-                0 => Record::Post {
-                    author: r.u32()?,
-                    deleted,
-                    pending,
-                },
+                0 | 8 => {
+                    let author = r.u32()?;
+                    if tag & 8 == 8 {
+                        let kind = PostKind::decode(r)?;
+                        if kind.is_plain() {
+                            return invalid(format!("post {id}: a plain kind written"));
+                        }
+                        tl.kinds.insert(id, kind);
+                    }
+                    Record::Post {
+                        author,
+                        deleted,
+                        pending,
+                    }
+                }
                 2 => {
                     let reposter = r.u32()?;
                     let post = r.u64()?;
@@ -1058,6 +1391,28 @@ impl Timeline {
             }
         }
         tl.large = Bits::exact(get_bitmap(r)?);
+        if r.remaining() > 0 {
+            for relation in [Relation::Mute, Relation::Block] {
+                let users = r.count(5)?;
+                let mut last = None;
+                for _ in 0..users {
+                    let user = r.u32()?;
+                    if last.is_some_and(|l| l >= user) {
+                        return invalid("users do not ascend");
+                    }
+                    last = Some(user);
+                    let bits = Bits::exact(get_bitmap(r)?);
+                    if bits.is_empty() {
+                        return invalid(format!("user {user}: an empty bitmap"));
+                    }
+                    tl.relation_bytes += bits.heap_bytes();
+                    match relation {
+                        Relation::Mute => tl.mutes.insert(user, Arc::new(bits)),
+                        Relation::Block => tl.blocks.insert(user, Arc::new(bits)),
+                    };
+                }
+            }
+        }
         Ok(tl)
     }
 }

@@ -25,6 +25,11 @@ rustler::atoms! {
     duplicate_id,
     unknown_post,
     not_found,
+    post,
+    reply,
+    quote_of,
+    mute,
+    block,
 }
 
 rustler::init!("Elixir.Strata.Native");

@@ -119,6 +119,22 @@ fn runtime_noop(_term: Term) -> Atom {
     crate::ok()
 }
 
+/// Bytes the C allocator has handed out and not had back (glibc's `mallinfo2`: chunks in use
+/// plus mmapped ones), for benchmarks that check `memory/1`; `-1` where that is not known.
+#[rustler::nif]
+fn runtime_malloc_in_use() -> i64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallinfo2` reads the allocator's counters; no arguments, no side effects.
+        let info = unsafe { strata_core::heap::mallinfo2() };
+        (info.uordblks + info.hblkhd) as i64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        -1
+    }
+}
+
 /// Work one call on a normal scheduler may do on a single term (decode, copy or encode), in
 /// weight units (about a byte each, see [`term_weight`]): 64 KiB is ~50 µs of copying. A
 /// call with more reschedules itself on a dirty scheduler ([`reschedule_dirty`]).

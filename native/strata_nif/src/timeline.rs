@@ -13,7 +13,8 @@ use strata_core::follower_map::GraphError;
 use strata_core::op::{Delivery, EdgeOp, Encode, FeedOp, GraphOp};
 use strata_core::persist::{Persist, TimelineState};
 use strata_core::timeline::{
-    FeedPlan, Item, Options, TimelineError, FANOUT_SLICE, MAX_FEED_CAPACITY,
+    FeedPlan, Filter, Item, Options, PostKind, Relation, Reply, TimelineError, FANOUT_SLICE,
+    MAX_FEED_CAPACITY,
 };
 use strata_core::{FollowerMap, Timeline};
 
@@ -231,15 +232,25 @@ fn insert_post<'a>(
     tl: Term<'a>,
     post: Term<'a>,
     author: Term<'a>,
+    kind: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    if let Some(moved) = on.moves(env, &[tl, post, author], || heavy_fanout(tl, author)) {
+    let args = [tl, post, author, kind];
+    if let Some(moved) = on.moves(env, &args, || heavy_fanout(tl, author)) {
         return Ok(moved);
     }
     let began = Instant::now();
     let tl = handle(tl)?;
     let (post, author) = (item_id(post, "post_id")?, user(author, "author_id")?);
-    let whole = FeedOp::Post(post, author);
-    let r = publish(&tl, whole, FeedOp::BeginPost(post, author), post, author)?;
+    let kind = post_kind(kind)?;
+    let (whole, begin) = if kind.is_plain() {
+        (FeedOp::Post(post, author), FeedOp::BeginPost(post, author))
+    } else {
+        (
+            FeedOp::PostKind(post, author, kind),
+            FeedOp::BeginPostKind(post, author, kind),
+        )
+    };
+    let r = publish(&tl, whole, begin, post, author)?;
     consume_since(env, began);
     Ok(result(env, r))
 }
@@ -248,8 +259,71 @@ twin_nifs!(
     timeline_insert_post,
     timeline_insert_post_dirty,
     insert_post,
-    (tl, post, author)
+    (tl, post, author, kind)
 );
+
+/// `nil` (a plain post) or `{reply, quote_of}`: `reply` nil or `{parent_id, parent_author,
+/// root_id, root_author}`, `quote_of` nil or a post id.
+fn post_kind(term: Term) -> NifResult<PostKind> {
+    if term == crate::nil().encode(term.get_env()) {
+        return Ok(PostKind::default());
+    }
+    type Raw = (Option<(u64, u32, u64, u32)>, Option<u64>);
+    let (reply, quote_of): Raw = arg(
+        term,
+        "kind",
+        "nil or {nil | {parent_id, parent_author, root_id, root_author}, nil | quote_id}",
+    )?;
+    Ok(PostKind {
+        reply: reply.map(|(parent, parent_author, root, root_author)| Reply {
+            parent,
+            parent_author,
+            root,
+            root_author,
+        }),
+        quote_of,
+    })
+}
+
+yielding_nif!(
+    timeline_relate,
+    timeline_relate_body,
+    (tl, relation, who, other, on)
+);
+
+/// `user` mutes or blocks `other` (`relation`), or stops (`on` false); whether it changed.
+fn timeline_relate_body<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    relation: Term<'a>,
+    who: Term<'a>,
+    other: Term<'a>,
+    on: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let tl = handle(tl)?;
+    let relation = if relation == crate::mute().encode(env) {
+        Relation::Mute
+    } else if relation == crate::block().encode(env) {
+        Relation::Block
+    } else {
+        return Err(bad_arg("argument relation: expected :mute or :block"));
+    };
+    let (who, other) = (user(who, "user_id")?, user(other, "other_id")?);
+    let on: bool = arg(on, "on", "a boolean")?;
+    let op = FeedOp::Relate(relation, who, other, on);
+    // Only a change is recorded (a repeated mute is not journaled again).
+    let changed = {
+        let graph = tl.graph.read()?;
+        tl.state.write_logged(|t, log| {
+            if t.relates(relation, who, other) == on {
+                return Ok(false);
+            }
+            log.record(&op)?;
+            Ok(op.apply(&graph, t).is_ok_and(|n| n > 0))
+        })?
+    };
+    Ok(changed.encode(env))
+}
 
 fn insert_repost<'a>(
     env: Env<'a>,
@@ -507,14 +581,162 @@ fn cleanup_plan(
     Ok(Some(FeedPlan::cleanup(feed, kept)))
 }
 
-fn encode_item<'a>(env: Env<'a>, item: Item) -> Term<'a> {
-    match item {
-        Item::Post(id) => id.encode(env),
-        Item::Repost(_, post, reposter) => (crate::repost(), post, reposter).encode(env),
+/// An item as Elixir sees it: a plain post's id, `{:repost, post, reposter}`, and for a
+/// reply or quote (or a repost of one) `{:post, id, kind}` / `{:repost, post, reposter,
+/// kind}` with `kind` a map `%{reply: nil | {parent, parent_author, root, root_author},
+/// quote_of: nil | id}`.
+fn encode_item<'a>(env: Env<'a>, (item, kind): (Item, PostKind)) -> Term<'a> {
+    let kind_term = || {
+        let reply = kind
+            .reply
+            .map(|r| (r.parent, r.parent_author, r.root, r.root_author));
+        Term::map_from_pairs(
+            env,
+            &[
+                (crate::reply().encode(env), reply.encode(env)),
+                (crate::quote_of().encode(env), kind.quote_of.encode(env)),
+            ],
+        )
+        .unwrap_or_else(|_| crate::nil().encode(env))
+    };
+    match (item, kind.is_plain()) {
+        (Item::Post(id), true) => id.encode(env),
+        (Item::Post(id), false) => (crate::post(), id, kind_term()).encode(env),
+        (Item::Repost(_, post, reposter), true) => (crate::repost(), post, reposter).encode(env),
+        (Item::Repost(_, post, reposter), false) => {
+            (crate::repost(), post, reposter, kind_term()).encode(env)
+        }
     }
 }
 
-yielding_nif!(timeline_read, timeline_read_body, (tl, who, before, limit));
+/// The items of a page with their posts' kinds (taken while the timeline is held).
+fn with_kinds(t: &Timeline, items: Vec<Item>) -> Vec<(Item, PostKind)> {
+    items
+        .into_iter()
+        .map(|item| {
+            let post = match item {
+                Item::Post(id) => id,
+                Item::Repost(_, post, _) => post,
+            };
+            (item, t.kind(post))
+        })
+        .collect()
+}
+
+/// `{exclude_replies, exclude_reposts, exclude_quotes, since, viewer}` (`since` nil or an
+/// id, `viewer` nil or a user).
+fn filter(term: Term) -> NifResult<Filter> {
+    type Raw = (bool, bool, bool, Option<u64>, Option<u32>);
+    let (exclude_replies, exclude_reposts, exclude_quotes, since, viewer): Raw =
+        arg(term, "filter", "{bool, bool, bool, nil | id, nil | user id}")?;
+    Ok(Filter {
+        exclude_replies,
+        exclude_reposts,
+        exclude_quotes,
+        since,
+        viewer,
+        reply_rule: false,
+    })
+}
+
+fn page_args(before: Term, limit: Term) -> NifResult<(Option<u64>, usize)> {
+    let before: Option<u64> = arg(before, "cursor", "nil or an id")?;
+    let limit: usize = arg(limit, "limit", "an integer in 0..100")?;
+    if limit > MAX_READ {
+        return Err(bad_arg(format!(
+            "argument limit: expected an integer in 0..{MAX_READ}, got {limit}"
+        )));
+    }
+    Ok((before, limit))
+}
+
+/// Encodes a page.
+fn page<'a>(env: Env<'a>, (items, next): (Vec<(Item, PostKind)>, Option<u64>)) -> Term<'a> {
+    let items: Vec<Term> = items.into_iter().map(|i| encode_item(env, i)).collect();
+    (items, next).encode(env)
+}
+
+yielding_nif!(
+    timeline_author_feed,
+    timeline_author_feed_body,
+    (tl, author, before, limit, filter_term)
+);
+
+/// A page of `author`'s own items (see [`Timeline::author_feed`]).
+fn timeline_author_feed_body<'a>(
+    env: Env<'a>,
+    tl: Term<'a>,
+    author: Term<'a>,
+    before: Term<'a>,
+    limit: Term<'a>,
+    filter_term: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let began = Instant::now();
+    let tl = handle(tl)?;
+    let author = user(author, "author_id")?;
+    let (before, limit) = page_args(before, limit)?;
+    let f = filter(filter_term)?;
+    let graph = tl.graph.read()?;
+    let state = tl.state.read()?;
+    let (items, next) = state.author_feed(&graph, author, before, limit, &f);
+    let items = with_kinds(&state, items);
+    drop((state, graph));
+    let encoded = page(env, (items, next));
+    consume_since(env, began);
+    Ok(encoded)
+}
+
+/// Most members of a list feed.
+const MAX_LIST_MEMBERS: usize = 10_000;
+
+/// A page of the items of `members` (see [`Timeline::list_feed`]); dirty past 1,000 members.
+fn list_feed<'a>(
+    env: Env<'a>,
+    on: On,
+    tl: Term<'a>,
+    members: Term<'a>,
+    before: Term<'a>,
+    limit: Term<'a>,
+    filter_term: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let args = [tl, members, before, limit, filter_term];
+    let many = || members.list_length().map_or(true, |n| n > 1000);
+    if let Some(moved) = on.moves(env, &args, many) {
+        return Ok(moved);
+    }
+    let began = Instant::now();
+    let tl = handle(tl)?;
+    let ids: Vec<u32> = arg(members, "members", "a list of user ids")?;
+    if ids.len() > MAX_LIST_MEMBERS {
+        return Err(bad_arg(format!(
+            "argument members: at most {MAX_LIST_MEMBERS} users, got {}",
+            ids.len()
+        )));
+    }
+    let (before, limit) = page_args(before, limit)?;
+    let f = filter(filter_term)?;
+    let graph = tl.graph.read()?;
+    let state = tl.state.read()?;
+    let (items, next) = state.list_feed(&graph, &ids, before, limit, &f);
+    let items = with_kinds(&state, items);
+    drop((state, graph));
+    let encoded = page(env, (items, next));
+    consume_since(env, began);
+    Ok(encoded)
+}
+
+twin_nifs!(
+    timeline_list_feed,
+    timeline_list_feed_dirty,
+    list_feed,
+    (tl, members, before, limit, filter_term)
+);
+
+yielding_nif!(
+    timeline_read,
+    timeline_read_body,
+    (tl, who, before, limit, filter_term)
+);
 
 /// `{items, before}`: up to `limit` items older than `before` (nil: the newest), and the id
 /// to continue from (nil at the end).
@@ -524,24 +746,25 @@ fn timeline_read_body<'a>(
     who: Term<'a>,
     before: Term<'a>,
     limit: Term<'a>,
+    filter_term: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let began = Instant::now();
     let tl = handle(tl)?;
     let u = user(who, "user_id")?;
-    let before: Option<u64> = arg(before, "cursor", "nil or an id")?;
-    let limit: usize = arg(limit, "limit", "an integer in 0..100")?;
-    if limit > MAX_READ {
-        return Err(bad_arg(format!(
-            "argument limit: expected an integer in 0..{MAX_READ}, got {limit}"
-        )));
-    }
+    let (before, limit) = page_args(before, limit)?;
+    let f = Filter {
+        viewer: Some(u),
+        reply_rule: true,
+        ..filter(filter_term)?
+    };
     let graph = tl.graph.read()?;
-    let (items, next) = tl.state.read()?.read(&graph, u, before, limit);
-    drop(graph);
-    let items: Vec<Term> = items.into_iter().map(|i| encode_item(env, i)).collect();
-    let page = (items, next).encode(env);
+    let state = tl.state.read()?;
+    let (items, next) = state.read_filtered(&graph, u, before, limit, &f);
+    let items = with_kinds(&state, items);
+    drop((state, graph));
+    let encoded = page(env, (items, next));
     consume_since(env, began);
-    Ok(page)
+    Ok(encoded)
 }
 
 yielding_nif!(timeline_info, timeline_info_body, (tl));
