@@ -105,10 +105,14 @@ defmodule FollowersBench do
         # do not count), and the RSS growth (which memory freed by earlier sizes hides).
         memory = FollowerMap.memory(map)
 
+        rss =
+          if rss_growth > 0,
+            do: "RSS grew #{rss_growth} bytes (#{Float.round(memory / rss_growth, 2)}x)",
+            else: "RSS fell by #{-rss_growth} bytes (memory freed by earlier sizes was reused)"
+
         IO.puts(
           "memory/1: #{memory} bytes = #{Float.round(memory / max(malloc_growth, 1), 3)}x " <>
-            "the allocator's growth over the build (#{malloc_growth} bytes); RSS grew " <>
-            "#{rss_growth} bytes (#{Float.round(memory / max(rss_growth, 1), 2)}x)\n"
+            "the allocator's growth over the build (#{malloc_growth} bytes); #{rss}\n"
         )
 
         Bench.table(

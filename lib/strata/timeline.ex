@@ -40,6 +40,10 @@ defmodule Strata.Timeline do
       then they count towards the capacity).
     * A cursor names the last item returned; the next page holds items strictly older. New
       posts never enter a later page, so no item is seen twice or skipped across pages.
+    * Posts may be replies and quotes (`insert_post/4`); users may mute and block others
+      (`mute/3`, `block/3`). Reads leave out what Bluesky's timeline leaves out (muted and
+      blocked users, replies under the Following feed's rule) and what the reader excludes
+      (`get_timeline/3`); `author_feed/3` and `list_feed/3` read authors' own items.
 
   The timeline reads its follow graph from a `Strata.FollowerMap`, its own or one given
   with `follower_map:` (so a graph can be bulk-loaded first). Whether an author is large is
@@ -453,28 +457,29 @@ defmodule Strata.Timeline do
       {[10], nil}
   """
   @spec mute(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
-  def mute(tl, user, other), do: relate(tl, :mute, user, other, true, :already)
+  def mute(tl, user, other), do: if(relate(tl, :mute, user, other, true), do: :ok, else: :already)
 
   @doc "`user` no longer mutes `other`: `:ok`, or `:not_muted`."
   @spec unmute(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_muted
-  def unmute(tl, user, other), do: relate(tl, :mute, user, other, false, :not_muted)
+  def unmute(tl, user, other),
+    do: if(relate(tl, :mute, user, other, false), do: :ok, else: :not_muted)
 
   @doc """
   `blocker` blocks `user`: each stops seeing the other's posts and reposts, and `user` the
   replies in threads `blocker` began or is answered in. `:ok`, or `:already`.
   """
   @spec block(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :already
-  def block(tl, blocker, user), do: relate(tl, :block, blocker, user, true, :already)
+  def block(tl, blocker, user),
+    do: if(relate(tl, :block, blocker, user, true), do: :ok, else: :already)
 
   @doc "`blocker` no longer blocks `user`: `:ok`, or `:not_blocked`."
   @spec unblock(t(), FollowerMap.user(), FollowerMap.user()) :: :ok | :not_blocked
-  def unblock(tl, blocker, user), do: relate(tl, :block, blocker, user, false, :not_blocked)
+  def unblock(tl, blocker, user),
+    do: if(relate(tl, :block, blocker, user, false), do: :ok, else: :not_blocked)
 
-  defp relate(tl, relation, user, other, on, unchanged) do
-    if tl |> Native.timeline_relate(relation, user, other, on) |> acked(tl),
-      do: :ok,
-      else: unchanged
-  end
+  # Whether it changed anything (acknowledged once durable).
+  defp relate(tl, relation, user, other, on),
+    do: tl |> Native.timeline_relate(relation, user, other, on) |> acked(tl)
 
   defp encode_cursor(id), do: Base.url_encode64(<<id::unsigned-64>>, padding: false)
 

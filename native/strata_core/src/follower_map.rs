@@ -125,6 +125,197 @@ impl Bits {
     }
 }
 
+/// Most ids a user's set keeps in a sorted vector; past this, a roaring bitmap.
+pub const SMALL_IDS: usize = 4096;
+
+/// A user's followers or follows: a sorted vector of ids while there are few (most users
+/// have few: roaring spends ~200 bytes on its container vector and an array for a set of
+/// one), a roaring bitmap past [`SMALL_IDS`].
+#[derive(Debug, Clone)]
+pub enum Ids {
+    Small(Vec<u32>),
+    Big(Box<Bits>),
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids::Small(Vec::new())
+    }
+}
+
+/// The ids of an [`Ids`], ascending.
+pub enum IdsIter<'a> {
+    Small(std::iter::Copied<std::slice::Iter<'a, u32>>),
+    Big(roaring::bitmap::Iter<'a>),
+}
+
+impl Iterator for IdsIter<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        match self {
+            IdsIter::Small(i) => i.next(),
+            IdsIter::Big(i) => i.next(),
+        }
+    }
+
+    fn nth(&mut self, n: usize) -> Option<u32> {
+        match self {
+            IdsIter::Small(i) => i.nth(n),
+            IdsIter::Big(i) => i.nth(n),
+        }
+    }
+}
+
+impl Ids {
+    /// The set of a decoded bitmap: a vector (exact) when small enough.
+    pub fn from_bitmap(set: RoaringBitmap) -> Ids {
+        if set.len() <= SMALL_IDS as u64 {
+            Ids::Small(set.iter().collect())
+        } else {
+            Ids::Big(Box::new(Bits::exact(set)))
+        }
+    }
+
+    /// The ids as a roaring bitmap (built for a small set: for writing a snapshot).
+    pub fn to_bitmap(&self) -> std::borrow::Cow<'_, RoaringBitmap> {
+        match self {
+            Ids::Small(v) => std::borrow::Cow::Owned(
+                RoaringBitmap::from_sorted_iter(v.iter().copied()).unwrap_or_default(),
+            ),
+            Ids::Big(b) => std::borrow::Cow::Borrowed(&b.set),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Ids::Small(v) => v.len() as u64,
+            Ids::Big(b) => b.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        match self {
+            Ids::Small(v) => v.binary_search(&id).is_ok(),
+            Ids::Big(b) => b.contains(id),
+        }
+    }
+
+    pub fn iter(&self) -> IdsIter<'_> {
+        match self {
+            Ids::Small(v) => IdsIter::Small(v.iter().copied()),
+            Ids::Big(b) => IdsIter::Big(b.iter()),
+        }
+    }
+
+    /// The ids in `range`, ascending.
+    pub fn range(&self, range: impl std::ops::RangeBounds<u32>) -> IdsIter<'_> {
+        use std::ops::Bound;
+        match self {
+            Ids::Small(v) => {
+                let from = match range.start_bound() {
+                    Bound::Included(&a) => v.partition_point(|&x| x < a),
+                    Bound::Excluded(&a) => v.partition_point(|&x| x <= a),
+                    Bound::Unbounded => 0,
+                };
+                let to = match range.end_bound() {
+                    Bound::Included(&b) => v.partition_point(|&x| x <= b),
+                    Bound::Excluded(&b) => v.partition_point(|&x| x < b),
+                    Bound::Unbounded => v.len(),
+                };
+                IdsIter::Small(v[from..to.max(from)].iter().copied())
+            }
+            Ids::Big(b) => IdsIter::Big(b.range(range)),
+        }
+    }
+
+    /// How many ids both sets hold.
+    pub fn intersection_len(&self, other: &Ids) -> u64 {
+        match (self, other) {
+            (Ids::Big(a), Ids::Big(b)) => a.intersection_len(b),
+            _ => {
+                let (small, large) = if self.len() <= other.len() {
+                    (self, other)
+                } else {
+                    (other, self)
+                };
+                small.iter().filter(|&id| large.contains(id)).count() as u64
+            }
+        }
+    }
+
+    /// Adds `id`; whether it was new.
+    pub fn insert(&mut self, id: u32) -> bool {
+        match self {
+            Ids::Small(v) => match v.binary_search(&id) {
+                Ok(_) => false,
+                Err(at) => {
+                    if v.len() == SMALL_IDS {
+                        let mut bits = Bits::exact(
+                            RoaringBitmap::from_sorted_iter(v.iter().copied()).unwrap_or_default(),
+                        );
+                        bits.insert(id);
+                        *self = Ids::Big(Box::new(bits));
+                        return true;
+                    }
+                    if v.len() == v.capacity() {
+                        // An eighth more (at least one): slack stays small for small sets.
+                        v.reserve_exact((v.len() / 8).max(1));
+                    }
+                    v.insert(at, id);
+                    true
+                }
+            },
+            Ids::Big(b) => b.insert(id),
+        }
+    }
+
+    /// Adds ascending `ids`; how many were new.
+    pub fn extend(&mut self, ids: impl IntoIterator<Item = u32>) -> u64 {
+        let mut added = 0;
+        for id in ids {
+            added += u64::from(self.insert(id));
+        }
+        added
+    }
+
+    /// Removes `id`; whether it was there. A set that falls to half of [`SMALL_IDS`] becomes
+    /// a vector again, and a vector gives back slack over half its capacity.
+    pub fn remove(&mut self, id: u32) -> bool {
+        match self {
+            Ids::Small(v) => match v.binary_search(&id) {
+                Ok(at) => {
+                    v.remove(at);
+                    if v.capacity() > 8 && v.len() < v.capacity() / 2 {
+                        v.shrink_to(v.len() + v.len() / 8);
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
+            Ids::Big(b) => {
+                let removed = b.remove(id);
+                if b.len() <= SMALL_IDS as u64 / 2 {
+                    *self = Ids::Small(b.iter().collect());
+                }
+                removed
+            }
+        }
+    }
+
+    /// Chunk bytes of the set's own allocations (not its `Arc`).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Ids::Small(v) => heap::buffer::<u32>(v.capacity()),
+            Ids::Big(b) => heap::chunk(size_of::<Bits>()) + b.heap_bytes(),
+        }
+    }
+}
+
 /// Errors from changing the graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GraphError {
@@ -148,11 +339,11 @@ pub struct Page {
 /// The graph. Not synchronised: the NIF layer wraps it in a lock.
 #[derive(Debug, Default, Clone)]
 pub struct FollowerMap {
-    followers: ShardedMap<u32, Arc<Bits>>,
-    following: ShardedMap<u32, Arc<Bits>>,
+    followers: ShardedMap<u32, Arc<Ids>>,
+    following: ShardedMap<u32, Arc<Ids>>,
     edges: u64,
     users: u64,
-    /// Running total of the bitmaps' allocations ([`Bits::heap_bytes`]).
+    /// Running total of the sets' allocations ([`Ids::heap_bytes`]).
     bitmap_bytes: usize,
 }
 
@@ -178,7 +369,7 @@ impl FollowerMap {
             + self.bitmap_bytes
             + self.followers.heap_bytes()
             + self.following.heap_bytes()
-            + (self.followers.len() + self.following.len()) * heap::arc::<Bits>()
+            + (self.followers.len() + self.following.len()) * heap::arc::<Ids>()
     }
 
     fn has_edges(&self, user: u32) -> bool {
@@ -279,21 +470,21 @@ impl FollowerMap {
     }
 
     pub fn follower_count(&self, user: u32) -> u64 {
-        self.followers_of(user).map_or(0, RoaringBitmap::len)
+        self.followers_of(user).map_or(0, Ids::len)
     }
 
     pub fn following_count(&self, user: u32) -> u64 {
-        self.following_of(user).map_or(0, RoaringBitmap::len)
+        self.following_of(user).map_or(0, Ids::len)
     }
 
     /// The bitmap of `user`'s followers, if any.
-    pub fn followers_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.followers.get(&user).map(|b| &b.set)
+    pub fn followers_of(&self, user: u32) -> Option<&Ids> {
+        self.followers.get(&user).map(|b| &**b)
     }
 
     /// The bitmap of the users `user` follows, if any.
-    pub fn following_of(&self, user: u32) -> Option<&RoaringBitmap> {
-        self.following.get(&user).map(|b| &b.set)
+    pub fn following_of(&self, user: u32) -> Option<&Ids> {
+        self.following.get(&user).map(|b| &**b)
     }
 
     /// Up to `limit` of `user`'s followers with ids above `after`, ascending.
@@ -426,7 +617,7 @@ impl FollowerMap {
 }
 
 /// One direction of the graph as written to a snapshot.
-fn put_direction(map: &ShardedMap<u32, Arc<Bits>>) -> Vec<u8> {
+fn put_direction(map: &ShardedMap<u32, Arc<Ids>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(map.len() * 16);
     let (mut values, mut containers) = (Vec::new(), Vec::new());
     let keys = map.sorted_keys();
@@ -434,7 +625,7 @@ fn put_direction(map: &ShardedMap<u32, Arc<Bits>>) -> Vec<u8> {
     for key in keys {
         out.put_u32(key);
         if let Some(bitmap) = map.get(&key) {
-            put_bitmap_with(&mut out, bitmap, &mut values, &mut containers);
+            put_bitmap_with(&mut out, &bitmap.to_bitmap(), &mut values, &mut containers);
         }
     }
     out
@@ -442,7 +633,7 @@ fn put_direction(map: &ShardedMap<u32, Arc<Bits>>) -> Vec<u8> {
 
 /// One direction decoded: its map, users, edges and edge hash.
 struct DecodedDirection {
-    map: ShardedMap<u32, Arc<Bits>>,
+    map: ShardedMap<u32, Arc<Ids>>,
     keys: Vec<u32>,
     edges: u64,
     fingerprint: u64,
@@ -479,7 +670,7 @@ fn get_direction(bytes: &[u8], direction: Direction) -> Result<DecodedDirection,
             };
             d.fingerprint = d.fingerprint.wrapping_add(mix(edge));
         }
-        let bitmap = Bits::exact(bitmap);
+        let bitmap = Ids::from_bitmap(bitmap);
         d.bitmap_bytes += bitmap.heap_bytes();
         d.keys.push(key);
         entries.push((key, Arc::new(bitmap)));
@@ -516,18 +707,18 @@ fn union_len(a: &[u32], b: &[u32]) -> u64 {
 
 /// The bytes counted for `key`'s bitmap (taken before a change: a bitmap that a snapshot
 /// still shares is copied for the change, and the copy's allocations are exact).
-fn counted(map: &ShardedMap<u32, Arc<Bits>>, key: u32) -> usize {
+fn counted(map: &ShardedMap<u32, Arc<Ids>>, key: u32) -> usize {
     map.get(&key).map_or(0, |b| b.heap_bytes())
 }
 
-fn insert(map: &mut ShardedMap<u32, Arc<Bits>>, key: u32, value: u32, bytes: &mut usize) {
+fn insert(map: &mut ShardedMap<u32, Arc<Ids>>, key: u32, value: u32, bytes: &mut usize) {
     let before = counted(map, key);
     let bitmap = map.value_or_default(key);
     bitmap.insert(value);
     *bytes = *bytes + bitmap.heap_bytes() - before;
 }
 
-fn remove(map: &mut ShardedMap<u32, Arc<Bits>>, key: u32, value: u32, bytes: &mut usize) {
+fn remove(map: &mut ShardedMap<u32, Arc<Ids>>, key: u32, value: u32, bytes: &mut usize) {
     let before = counted(map, key);
     if let Some(bitmap) = map.value_mut(&key) {
         bitmap.remove(value);
@@ -548,29 +739,20 @@ fn start(after: Option<u32>) -> Option<u32> {
     }
 }
 
-fn page(bitmap: Option<&RoaringBitmap>, after: Option<u32>, limit: usize) -> Page {
-    let (Some(bitmap), Some(from)) = (bitmap, start(after)) else {
+fn page(ids: Option<&Ids>, after: Option<u32>, limit: usize) -> Page {
+    let (Some(ids), Some(from)) = (ids, start(after)) else {
         return Page {
             ids: Vec::new(),
-            total: bitmap.map_or(0, RoaringBitmap::len),
+            total: ids.map_or(0, Ids::len),
         };
     };
-    let mut iter = bitmap.iter();
-    iter.advance_to(from);
     Page {
-        ids: iter.take(limit).collect(),
-        total: bitmap.len(),
+        ids: ids.range(from..).take(limit).collect(),
+        total: ids.len(),
     }
 }
 
-/// The intersection of two sets, paged, with its size: walks the smaller set and tests each
-/// id against the larger.
-fn intersect(
-    a: Option<&RoaringBitmap>,
-    b: Option<&RoaringBitmap>,
-    after: Option<u32>,
-    limit: usize,
-) -> Page {
+fn intersect(a: Option<&Ids>, b: Option<&Ids>, after: Option<u32>, limit: usize) -> Page {
     let (Some(a), Some(b)) = (a, b) else {
         return Page::default();
     };
@@ -582,20 +764,25 @@ fn intersect(
             total,
         };
     };
-    if small.len() > 4096 {
-        // Testing each id could walk the whole set for a short page: intersect by container.
-        let both = small & large;
-        let mut iter = both.iter();
-        iter.advance_to(from);
-        return Page {
-            ids: iter.take(limit).collect(),
-            total,
-        };
+    if let (Ids::Big(x), Ids::Big(y)) = (small, large) {
+        if x.len() > 4096 {
+            // Testing each id could walk the whole set for a short page: intersect by
+            // container.
+            let both = &x.set & &y.set;
+            let mut iter = both.iter();
+            iter.advance_to(from);
+            return Page {
+                ids: iter.take(limit).collect(),
+                total,
+            };
+        }
     }
-    let mut iter = small.iter();
-    iter.advance_to(from);
     Page {
-        ids: iter.filter(|id| large.contains(*id)).take(limit).collect(),
+        ids: small
+            .range(from..)
+            .filter(|&id| large.contains(id))
+            .take(limit)
+            .collect(),
         total,
     }
 }
@@ -764,6 +951,66 @@ mod tests {
         // Small graphs: a few edges, where fixed costs dominate.
         let (_, r5) = memory_within_10pct("100 edges", || one(&edges[..100]), FollowerMap::memory);
         eprintln!("memory()/allocated: one by one {r1:.3}, follow_many {r2:.3}, decoded {r3:.3}, unfollowed {r4:.3}, 100 edges {r5:.3}");
+    }
+
+    /// A user's sets cross between vector and bitmap both ways (past `SMALL_IDS` and back
+    /// under half of it) and answer as a plain set does throughout, through snapshots too.
+    #[test]
+    fn sets_cross_between_vector_and_bitmap() {
+        use std::collections::BTreeSet;
+        let mut graph = FollowerMap::new();
+        let mut model: BTreeSet<u32> = BTreeSet::new();
+        let mut state = 11u64;
+        let mut next = move |n: u32| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 33) as u32) % n
+        };
+        // Up past the threshold, down under half of it, up again, then to nothing.
+        for (phase, target) in [(0, 6000usize), (1, 1000), (2, 5000), (3, 0)] {
+            while model.len() != target {
+                let f = 1 + next(3_000_000);
+                if model.len() < target {
+                    assert_eq!(graph.follow(f, 0).unwrap(), model.insert(f));
+                } else if let Some(&g) = model.iter().nth(next(model.len() as u32) as usize) {
+                    assert!(graph.unfollow(g, 0));
+                    model.remove(&g);
+                }
+            }
+            let kind = |g: &FollowerMap| match g.followers_of(0) {
+                Some(Ids::Small(_)) => "vector",
+                Some(Ids::Big(_)) => "bitmap",
+                None => "none",
+            };
+            let expected = match phase {
+                0 | 2 => "bitmap",
+                1 => "vector",
+                _ => "none",
+            };
+            assert_eq!(kind(&graph), expected, "phase {phase}");
+            let mut bytes = Vec::new();
+            graph.put_payload(&mut bytes);
+            let back = FollowerMap::get_payload(&mut Reader::new(&bytes)).unwrap();
+            for g in [&graph, &back] {
+                assert_eq!(g.follower_count(0), model.len() as u64);
+                let after = model.iter().nth(model.len() / 3).copied();
+                let want: Vec<u32> = model
+                    .iter()
+                    .copied()
+                    .filter(|&x| after.is_none_or(|a| x > a))
+                    .take(100)
+                    .collect();
+                assert_eq!(g.followers(0, after, 100).ids, want);
+                for _ in 0..200 {
+                    let x = 1 + next(3_000_000);
+                    assert_eq!(g.follows(x, 0), model.contains(&x));
+                }
+            }
+            let mut again = Vec::new();
+            back.put_payload(&mut again);
+            assert_eq!(again, bytes);
+        }
     }
 
     #[test]

@@ -1065,7 +1065,19 @@ impl Timeline {
             sources.push(feed);
         }
         if let Some(following) = graph.following_of(user) {
-            for author in following & &*self.large {
+            // The large authors the user follows, from whichever side is smaller.
+            let authors: Vec<u32> = if following.len() <= self.large.len() {
+                following
+                    .iter()
+                    .filter(|&a| self.large.contains(a))
+                    .collect()
+            } else {
+                self.large
+                    .iter()
+                    .filter(|&a| following.contains(a))
+                    .collect()
+            };
+            for author in authors {
                 if let Some(own) = self.own.get(&author) {
                     sources.push(own);
                 }

@@ -627,8 +627,11 @@ fn with_kinds(t: &Timeline, items: Vec<Item>) -> Vec<(Item, PostKind)> {
 /// id, `viewer` nil or a user).
 fn filter(term: Term) -> NifResult<Filter> {
     type Raw = (bool, bool, bool, Option<u64>, Option<u32>);
-    let (exclude_replies, exclude_reposts, exclude_quotes, since, viewer): Raw =
-        arg(term, "filter", "{bool, bool, bool, nil | id, nil | user id}")?;
+    let (exclude_replies, exclude_reposts, exclude_quotes, since, viewer): Raw = arg(
+        term,
+        "filter",
+        "{bool, bool, bool, nil | id, nil | user id}",
+    )?;
     Ok(Filter {
         exclude_replies,
         exclude_reposts,
