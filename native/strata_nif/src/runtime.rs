@@ -120,7 +120,8 @@ fn runtime_noop(_term: Term) -> Atom {
 }
 
 /// Bytes the C allocator has handed out and not had back (glibc's `mallinfo2`: chunks in use
-/// plus mmapped ones), for benchmarks that check `memory/1`; `-1` where that is not known.
+/// plus mmapped ones, in the main arena only), for benchmarks that check `memory/1`; `-1`
+/// where that is not known.
 #[rustler::nif]
 fn runtime_malloc_in_use() -> i64 {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
