@@ -589,6 +589,11 @@ defmodule Strata.TimelineTest do
         {page, _} = Timeline.get_timeline(tl, 1, limit: 5)
         assert length(page) == 5
         assert {[], nil} = Timeline.get_timeline(fan_in, 99_999, limit: 100)
+        # A feed of 100,000 items of a muted author: each read looks at a bounded number.
+        :ok = Timeline.mute(tl, 1, 2)
+        assert {[], cursor} = Timeline.get_timeline(tl, 1, limit: 5, exclude_quotes: true)
+        assert is_binary(cursor)
+        assert {[], _} = Timeline.author_feed(tl, 2, viewer: 1, exclude_replies: true)
       end)
 
     assert reports == []

@@ -720,11 +720,6 @@ impl Timeline {
         map.get(&user).is_some_and(|b| b.contains(other))
     }
 
-    /// Whether either user blocks the other.
-    fn blocked(&self, a: u32, b: u32) -> bool {
-        self.relates(Relation::Block, a, b) || self.relates(Relation::Block, b, a)
-    }
-
     /// [`Timeline::begin_post`] for a repost.
     pub fn begin_repost(
         &mut self,
@@ -1026,9 +1021,10 @@ impl Timeline {
     /// page (`None` at the end).
     ///
     /// The sources are merged through a heap (`O(log sources)` an id), and one call looks at
-    /// no more than [`READ_WORK`] ids: when deleted items fill that much of the sources, the
-    /// page comes back short (possibly empty) with a cursor to go on from, so that no read
-    /// costs more than a bounded amount of work however many deletes it must skip.
+    /// no more than [`READ_WORK`] ids, for no longer than [`READ_TIME`]: when deleted or
+    /// filtered items fill that much of the sources, the page comes back short (possibly
+    /// empty) with a cursor to go on from, so that no read costs more than a bounded amount
+    /// of work however many items it must skip.
     pub fn read(
         &self,
         graph: &FollowerMap,
@@ -1121,8 +1117,9 @@ impl Timeline {
         self.merge(graph, &sources, before, limit, filter)
     }
 
-    /// Whether `filter` lets the visible `item` through.
-    fn passes(&self, graph: &FollowerMap, item: &Item, filter: &Filter) -> bool {
+    /// Whether `filter` lets the visible `item` through; `seen` holds the viewer's own mute
+    /// and block sets, looked up once per read.
+    fn passes(&self, graph: &FollowerMap, item: &Item, filter: &Filter, seen: &Seen) -> bool {
         let (post, reposter) = match *item {
             Item::Post(post) => (post, None),
             Item::Repost(_, post, reposter) => (post, Some(reposter)),
@@ -1130,7 +1127,11 @@ impl Timeline {
         if filter.exclude_reposts && reposter.is_some() {
             return false;
         }
-        let kind = self.kind(post);
+        let kind = if self.kinds.is_empty() {
+            PostKind::default()
+        } else {
+            self.kind(post)
+        };
         if (filter.exclude_replies && kind.reply.is_some())
             || (filter.exclude_quotes && kind.quote_of.is_some())
         {
@@ -1142,11 +1143,15 @@ impl Timeline {
         let author = source(self.records.get(&post)).unwrap_or(u32::MAX);
         let people = [Some(author), reposter];
         let thread = kind.reply.map(|r| [r.parent_author, r.root_author]);
-        if people
-            .iter()
-            .flatten()
-            .any(|&u| self.relates(Relation::Mute, viewer, u) || self.blocked(viewer, u))
-            || thread.iter().flatten().any(|&u| self.blocked(viewer, u))
+        let muted = |u: u32| seen.mutes.is_some_and(|m| m.contains(u));
+        // Blocked either way: the viewer's own blocks, then (only if anyone blocks anyone)
+        // whether `u` blocks the viewer.
+        let blocked = |u: u32| {
+            seen.blocks.is_some_and(|b| b.contains(u))
+                || (!self.blocks.is_empty() && self.relates(Relation::Block, u, viewer))
+        };
+        if people.iter().flatten().any(|&u| muted(u) || blocked(u))
+            || thread.iter().flatten().any(|&u| blocked(u))
         {
             return false;
         }
@@ -1196,15 +1201,23 @@ impl Timeline {
             }
             Some(id)
         };
+        let seen = Seen {
+            mutes: filter.viewer.and_then(|v| self.mutes.get(&v)).map(|b| &**b),
+            blocks: filter
+                .viewer
+                .and_then(|v| self.blocks.get(&v))
+                .map(|b| &**b),
+        };
         let shown = |id: u64| {
             self.visible(id)
-                .filter(|item| self.passes(graph, item, filter))
+                .filter(|item| self.passes(graph, item, filter, &seen))
         };
+        let began = std::time::Instant::now();
         let mut items = Vec::with_capacity(limit);
         let mut last: Option<u64> = None;
         let mut work = 0;
         while items.len() < limit {
-            if work == READ_WORK {
+            if work == READ_WORK || (work % 64 == 63 && began.elapsed() > READ_TIME) {
                 // Out of work for this call: go on below the last id looked at.
                 return (items, last);
             }
@@ -1237,6 +1250,17 @@ impl Timeline {
 
 /// Most ids one [`Timeline::read`] looks at (visible or not): the bound on a read's work.
 pub const READ_WORK: usize = 4096;
+
+/// Longest a read goes on looking for items (checked every 64 ids) before it returns a short
+/// page and a cursor: filters and cold caches can make 4096 ids cost more than a normal
+/// scheduler may spend.
+pub const READ_TIME: std::time::Duration = std::time::Duration::from_micros(300);
+
+/// A reader's own mute and block sets, looked up once per read.
+struct Seen<'a> {
+    mutes: Option<&'a Bits>,
+    blocks: Option<&'a Bits>,
+}
 
 impl Timeline {
     /// Writes the options, the records (ascending ids), the feeds and own lists (ascending
