@@ -54,6 +54,10 @@ defmodule Strata.Cluster do
   use GenServer
   require Logger
 
+  # The message that carries a write to a member still joining (kept in its mailbox, in
+  # order, until the cluster's state is in).
+  @buffer :strata_cluster_buffered_write
+
   alias Strata.{Durable, Timeline}
   alias Strata.Cluster.MemberList.Host
 
@@ -80,9 +84,17 @@ defmodule Strata.Cluster do
   @spec start(keyword()) :: GenServer.on_start()
   def start(opts), do: GenServer.start(__MODULE__, opts, name: Keyword.fetch!(opts, :name))
 
+  # A graceful stop hands this node's feeds and member lists off (calls of up to 30 s each):
+  # the supervisor gives it that long, not the default 5 s, before killing it.
+  @shutdown 60_000
+
   @doc false
   def child_spec(opts) do
-    %{id: {__MODULE__, Keyword.fetch!(opts, :name)}, start: {__MODULE__, :start_link, [opts]}}
+    %{
+      id: {__MODULE__, Keyword.fetch!(opts, :name)},
+      start: {__MODULE__, :start_link, [opts]},
+      shutdown: @shutdown
+    }
   end
 
   @doc "Stops this node's member (its keys move to the other nodes)."
@@ -247,7 +259,7 @@ defmodule Strata.Cluster do
     scope = scope(name)
     Process.flag(:trap_exit, true)
     {:ok, _} = start_scope(scope)
-    {:ok, _} = Host.start_links(name)
+    {:ok, linked} = Host.start_links(name)
     {ref, _} = :pg.monitor_scope(scope)
     others = members(scope, :active) -- [node()]
     dir = opts[:durable] && Path.join(Durable.path(opts[:durable]), Atom.to_string(node()))
@@ -265,6 +277,7 @@ defmodule Strata.Cluster do
       active: [],
       pending: [],
       handed_off: [],
+      linked: linked,
       stats: %{moved_in: 0, moved_out: 0, rebuilt: 0, lost: 0}
     }
 
@@ -300,7 +313,7 @@ defmodule Strata.Cluster do
 
   defp drain_buffered(tl) do
     receive do
-      {:"$gen_cast", {:buffer, op}} ->
+      {@buffer, op} ->
         apply_op(tl, op)
         drain_buffered(tl)
     after
@@ -311,8 +324,9 @@ defmodule Strata.Cluster do
   @impl true
   def handle_call(:stats, _from, state), do: {:reply, state.stats, state}
 
+  # A write buffered while joining (sent by `apply_or_buffer/2`).
   @impl true
-  def handle_cast({:buffer, op}, state) do
+  def handle_info({@buffer, op}, state) do
     apply_op(state.tl, op)
     {:noreply, state}
   end
@@ -350,7 +364,22 @@ defmodule Strata.Cluster do
   end
 
   def handle_info({ref, _event, _group, _pids}, %{ref: ref} = state), do: {:noreply, state}
-  def handle_info({:EXIT, _pid, _reason}, state), do: {:noreply, state}
+  # The guilds' Registry and DynamicSupervisor are linked: without them no member list can be
+  # served, so the member stops too (and its supervisor restarts it). Other linked
+  # processes (tasks) that fail are logged, not dropped silently.
+  def handle_info({:EXIT, pid, reason}, state) do
+    cond do
+      pid in state.linked ->
+        {:stop, {:shutdown, {:linked_exit, reason}}, state}
+
+      reason in [:normal, :shutdown] or match?({:shutdown, _}, reason) ->
+        {:noreply, state}
+
+      true ->
+        Logger.warning("Strata.Cluster #{state.name}: #{inspect(pid)} exited: #{inspect(reason)}")
+        {:noreply, state}
+    end
+  end
 
   @impl true
   def terminate(_reason, state) do
@@ -589,7 +618,7 @@ defmodule Strata.Cluster do
     local = local(cluster)
 
     if local.bootstrapping do
-      GenServer.cast(cluster, {:buffer, op})
+      send(cluster, {@buffer, op})
       :buffered
     else
       apply_op(local.tl, op)

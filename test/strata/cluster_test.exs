@@ -304,4 +304,16 @@ defmodule Strata.ClusterTest do
     # Without a durable tier the dead node's feeds are lost, and counted.
     Peers.eventually(fn -> on(alive, Cluster, :stats, [:dead]).lost == 1 end)
   end
+
+  test "a member whose guild registry dies stops (with a reason) instead of going on without it" do
+    {:ok, member} = Cluster.start(name: :linked_exit, timeline: @tl_opts)
+    ref = Process.monitor(member)
+    registry = Process.whereis(:strata_cluster_linked_exit_guilds)
+    Process.exit(registry, :kill)
+    assert_receive {:DOWN, ^ref, :process, ^member, {:shutdown, {:linked_exit, :killed}}}, 5000
+  end
+
+  test "the child spec gives a graceful stop time for its hand-off" do
+    assert Cluster.child_spec(name: :x).shutdown >= 60_000
+  end
 end

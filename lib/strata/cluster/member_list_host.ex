@@ -11,11 +11,12 @@ defmodule Strata.Cluster.MemberList.Host do
   defp supervisor(cluster), do: :"strata_cluster_#{cluster}_hosts"
 
   # Started by the cluster's member process (and linked to it).
+  # Returns both pids: the member stops if either exits.
   def start_links(cluster) do
-    with {:ok, _} <- Registry.start_link(keys: :unique, name: registry(cluster)),
+    with {:ok, registry} <- Registry.start_link(keys: :unique, name: registry(cluster)),
          {:ok, sup} <-
            DynamicSupervisor.start_link(strategy: :one_for_one, name: supervisor(cluster)) do
-      {:ok, sup}
+      {:ok, [registry, sup]}
     end
   end
 
