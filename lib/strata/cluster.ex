@@ -410,7 +410,7 @@ defmodule Strata.Cluster do
     me = self()
 
     for node <- rest do
-      wait_until(fn -> me in :erpc.call(node, :pg, :get_members, [state.scope, :leaving]) end)
+      wait_until(fn -> me in members_on(node, state.scope, :leaving) end)
     end
 
     Process.sleep(100)
@@ -485,16 +485,33 @@ defmodule Strata.Cluster do
     me = self()
 
     for node <- members(state.scope, :active) -- [node()] do
-      wait_until(fn -> me in :erpc.call(node, :pg, :get_members, [state.scope, :joining]) end)
+      wait_until(fn -> me in members_on(node, state.scope, :joining) end)
     end
 
     Process.sleep(100)
   end
 
-  defp wait_until(fun) do
-    unless fun.() do
-      Process.sleep(10)
-      wait_until(fun)
+  # The members of a group as another node sees them (a node that does not answer within
+  # 5 s raises, as a dead one does).
+  defp members_on(node, scope, group),
+    do: :erpc.call(node, :pg, :get_members, [scope, group], 5000)
+
+  # Waits for the other nodes to see a membership change: at most @wait_limit ms, then exits
+  # (a join crashes and is retried by the member's supervisor; a hand-off is logged and the
+  # stop goes on).
+  @wait_limit 30_000
+
+  defp wait_until(fun, deadline \\ System.monotonic_time(:millisecond) + @wait_limit) do
+    cond do
+      fun.() ->
+        :ok
+
+      System.monotonic_time(:millisecond) > deadline ->
+        exit({:timeout, {__MODULE__, :wait_until}})
+
+      true ->
+        Process.sleep(10)
+        wait_until(fun, deadline)
     end
   end
 
