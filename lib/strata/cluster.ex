@@ -58,6 +58,9 @@ defmodule Strata.Cluster do
   # order, until the cluster's state is in).
   @buffer :strata_cluster_buffered_write
 
+  # A copy of a member's state or feeds for a joining node: a bound, not an expectation.
+  @copy_timeout 120_000
+
   alias Strata.{Durable, Timeline}
   alias Strata.Cluster.MemberList.Host
 
@@ -459,7 +462,7 @@ defmodule Strata.Cluster do
     await_seen(state)
     [donor | _] = active = members(state.scope, :active) -- [me]
     future = Enum.sort([me | active])
-    bytes = :erpc.call(donor, __MODULE__, :export_state, [state.name])
+    bytes = :erpc.call(donor, __MODULE__, :export_state, [state.name], @copy_timeout)
     tl = replace_timeline(state, bytes)
     keep = fn user -> owner_in(future, user) == me end
     drop = tl |> feed_users() |> Enum.reject(keep)
@@ -468,7 +471,9 @@ defmodule Strata.Cluster do
     moved =
       for node <- active, node != donor, reduce: 0 do
         n ->
-          feeds = :erpc.call(node, __MODULE__, :copy_feeds, [state.name, future, me])
+          feeds =
+            :erpc.call(node, __MODULE__, :copy_feeds, [state.name, future, me], @copy_timeout)
+
           Enum.each(feeds, fn {user, ids} -> Strata.Native.timeline_merge_feed(tl, user, ids) end)
           n + length(feeds)
       end

@@ -67,7 +67,7 @@ defmodule Strata.Cluster.MemberList.Host do
     me = node()
 
     for node <- future -- [me], reduce: 0 do
-      n -> n + :erpc.call(node, __MODULE__, :hand_over_to, [cluster, future, me])
+      n -> n + :erpc.call(node, __MODULE__, :hand_over_to, [cluster, future, me], 120_000)
     end
   end
 
