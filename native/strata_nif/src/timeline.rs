@@ -653,10 +653,24 @@ fn page_args(before: Term, limit: Term) -> NifResult<(Option<u64>, usize)> {
     Ok((before, limit))
 }
 
-/// Encodes a page.
-fn page<'a>(env: Env<'a>, (items, next): (Vec<(Item, PostKind)>, Option<u64>)) -> Term<'a> {
+/// Reads a page under the graph's and the timeline's read locks (with each item's kind),
+/// and encodes it after releasing them.
+fn serve_page<'a>(
+    env: Env<'a>,
+    tl: &TimelineResource,
+    began: Instant,
+    read: impl FnOnce(&Timeline, &FollowerMap) -> (Vec<Item>, Option<u64>),
+) -> NifResult<Term<'a>> {
+    let (items, next) = {
+        let graph = tl.graph.read()?;
+        let state = tl.state.read()?;
+        let (items, next) = read(&state, &graph);
+        (with_kinds(&state, items), next)
+    };
     let items: Vec<Term> = items.into_iter().map(|i| encode_item(env, i)).collect();
-    (items, next).encode(env)
+    let encoded = (items, next).encode(env);
+    consume_since(env, began);
+    Ok(encoded)
 }
 
 yielding_nif!(
@@ -679,14 +693,9 @@ fn timeline_author_feed_body<'a>(
     let author = user(author, "author_id")?;
     let (before, limit) = page_args(before, limit)?;
     let f = filter(filter_term)?;
-    let graph = tl.graph.read()?;
-    let state = tl.state.read()?;
-    let (items, next) = state.author_feed(&graph, author, before, limit, &f);
-    let items = with_kinds(&state, items);
-    drop((state, graph));
-    let encoded = page(env, (items, next));
-    consume_since(env, began);
-    Ok(encoded)
+    serve_page(env, &tl, began, |t, graph| {
+        t.author_feed(graph, author, before, limit, &f)
+    })
 }
 
 /// Most members of a list feed.
@@ -718,14 +727,9 @@ fn list_feed<'a>(
     }
     let (before, limit) = page_args(before, limit)?;
     let f = filter(filter_term)?;
-    let graph = tl.graph.read()?;
-    let state = tl.state.read()?;
-    let (items, next) = state.list_feed(&graph, &ids, before, limit, &f);
-    let items = with_kinds(&state, items);
-    drop((state, graph));
-    let encoded = page(env, (items, next));
-    consume_since(env, began);
-    Ok(encoded)
+    serve_page(env, &tl, began, |t, graph| {
+        t.list_feed(graph, &ids, before, limit, &f)
+    })
 }
 
 twin_nifs!(
@@ -760,14 +764,9 @@ fn timeline_read_body<'a>(
         reply_rule: true,
         ..filter(filter_term)?
     };
-    let graph = tl.graph.read()?;
-    let state = tl.state.read()?;
-    let (items, next) = state.read_filtered(&graph, u, before, limit, &f);
-    let items = with_kinds(&state, items);
-    drop((state, graph));
-    let encoded = page(env, (items, next));
-    consume_since(env, began);
-    Ok(encoded)
+    serve_page(env, &tl, began, |t, graph| {
+        t.read_filtered(graph, u, before, limit, &f)
+    })
 }
 
 yielding_nif!(timeline_info, timeline_info_body, (tl));
