@@ -646,9 +646,9 @@ fn range(env: Env, (first, last): Span) -> Term {
     Term::map_from_term_arrays(env, &keys, &values).unwrap_or_else(|_| (first, last).encode(env))
 }
 
-/// `{:groups, [%{id: id, count: count}]}`.
-fn groups_op<'a>(env: Env<'a>, groups: &[(Value, usize)]) -> Term<'a> {
-    let counts: Vec<Term> = groups
+/// `[%{id: id, count: count}]`.
+fn count_maps<'a>(env: Env<'a>, groups: &[(Value, usize)]) -> Vec<Term<'a>> {
+    groups
         .iter()
         .map(|(id, c)| {
             let keys = [atoms::id().encode(env), atoms::count().encode(env)];
@@ -656,8 +656,12 @@ fn groups_op<'a>(env: Env<'a>, groups: &[(Value, usize)]) -> Term<'a> {
             Term::map_from_term_arrays(env, &keys, &values)
                 .unwrap_or_else(|_| (encode(env, id), *c).encode(env))
         })
-        .collect();
-    (atoms::groups(), counts).encode(env)
+        .collect()
+}
+
+/// `{:groups, [%{id: id, count: count}]}`.
+fn groups_op<'a>(env: Env<'a>, groups: &[(Value, usize)]) -> Term<'a> {
+    (atoms::groups(), count_maps(env, groups)).encode(env)
 }
 
 /// Hands a change's ops to its subscribers: `{:strata_member_list, id, ops}` sent to each
@@ -890,16 +894,7 @@ yielding_nif!(member_list_size, size, (list));
 
 fn group_counts<'a>(env: Env<'a>, list: Term<'a>) -> NifResult<Term<'a>> {
     let counts = handle(list)?.shared.read()?.list.group_counts();
-    let terms: Vec<Term> = counts
-        .iter()
-        .map(|(id, c)| {
-            let keys = [atoms::id().encode(env), atoms::count().encode(env)];
-            let values = [encode(env, id), c.encode(env)];
-            Term::map_from_term_arrays(env, &keys, &values)
-                .unwrap_or_else(|_| (encode(env, id), *c).encode(env))
-        })
-        .collect();
-    Ok(terms.encode(env))
+    Ok(count_maps(env, &counts).encode(env))
 }
 
 yielding_nif!(member_list_group_counts, group_counts, (list));
