@@ -380,9 +380,8 @@ fn outbox<'a>(env: Env<'a>, state: &ListState, changes: Changes) -> Term<'a> {
         .views
         .into_iter()
         .map(|(v, ops)| {
-            let view = state.list.views().view(v);
-            let who = view
-                .subs
+            let subs = state.list.views().get(v).map_or(&[][..], |view| &view.subs);
+            let who = subs
                 .iter()
                 .filter_map(|&s| state.subs.who(s).cloned())
                 .collect();

@@ -371,7 +371,7 @@ impl MemberList {
             .reached(region(edits))
             .into_iter()
             .filter_map(|v| {
-                let ops = ops::view_ops(&self.views.view(v).spans, &change, &item);
+                let ops = ops::view_ops(&self.views.get(v)?.spans, &change, &item);
                 (!ops.is_empty()).then_some((v, ops))
             })
             .collect();
@@ -492,10 +492,10 @@ impl MemberList {
         self.views
             .reached(Region::From(bound))
             .into_iter()
-            .map(|v| {
-                let view = self.views.view(v);
+            .filter_map(|v| {
+                let view = self.views.get(v)?;
                 let items = view.spans.iter().map(|&(a, b)| self.slice(a, b)).collect();
-                (v, items)
+                Some((v, items))
             })
             .collect()
     }

@@ -110,18 +110,13 @@ impl Views {
         self.views.get(v).and_then(Option::as_ref)
     }
 
-    pub fn view(&self, v: usize) -> &View {
-        // Callers hold view numbers the index gave them, for views it holds.
-        self.views[v].as_ref().expect("a live view")
-    }
-
     /// The ranges `sub` watches (`None` when it is not subscribed).
     pub fn spans_of(&self, sub: SubId) -> Option<&[Span]> {
         let &(v, _) = self.subs.get(&sub)?;
         Some(if v == PASSIVE {
             &[]
         } else {
-            &self.view(v).spans
+            self.get(v).map_or(&[][..], |view| &view.spans)
         })
     }
 
@@ -165,9 +160,11 @@ impl Views {
                 v
             }
         };
-        let subs = &mut self.views[v].as_mut().expect("a live view").subs;
-        subs.push(sub);
-        self.subs.insert(sub, (v, subs.len() - 1));
+        // The view was found in the index or just made: it is live.
+        if let Some(view) = self.views.get_mut(v).and_then(Option::as_mut) {
+            view.subs.push(sub);
+            self.subs.insert(sub, (v, view.subs.len() - 1));
+        }
         old
     }
 
@@ -177,7 +174,9 @@ impl Views {
         if v == PASSIVE {
             return Some(Vec::new());
         }
-        let view = self.views[v].as_mut().expect("a live view");
+        let Some(view) = self.views.get_mut(v).and_then(Option::as_mut) else {
+            return Some(Vec::new()); // unreachable: a subscriber's view is live
+        };
         view.subs.swap_remove(slot);
         if let Some(&moved) = view.subs.get(slot) {
             self.subs.insert(moved, (v, slot));
@@ -201,7 +200,7 @@ impl Views {
             Region::From(lo) => {
                 // Each view once: met at its last range.
                 for &(b, v) in self.ends.range((lo, 0)..) {
-                    if self.view(v).last() == b {
+                    if self.get(v).is_some_and(|view| view.last() == b) {
                         found.push(v);
                     }
                 }
@@ -209,8 +208,8 @@ impl Views {
             Region::Between(lo, hi) => {
                 let stop = hi.saturating_add(MAX_RANGE_LEN);
                 for &(b, v) in self.ends.range((lo, 0)..(stop, 0)) {
-                    let view = self.view(v);
-                    if view.spans.iter().any(|&(a, e)| e == b && a <= hi) {
+                    let spans = self.get(v).map_or(&[][..], |view| &view.spans);
+                    if spans.iter().any(|&(a, e)| e == b && a <= hi) {
                         found.push(v);
                     }
                 }
@@ -257,7 +256,8 @@ mod tests {
         assert_eq!(views.remove(1), Some(vec![(0, 99)]));
         assert_eq!(
             views
-                .view(views.reached(Region::Between(5, 5))[0])
+                .get(views.reached(Region::Between(5, 5))[0])
+                .unwrap()
                 .subs
                 .len(),
             1
